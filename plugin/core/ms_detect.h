@@ -1,0 +1,33 @@
+/* ms_detect.h — recognise SMTP, POP3 and IMAP from the first line a peer sends.
+ *
+ * Used twice: by the TCP heuristic (ports nobody registered) and to check
+ * port-based sessions against their content (IMAP on 25, cleartext on 465).
+ */
+#ifndef MS_DETECT_H
+#define MS_DETECT_H
+
+#include "ms_core.h"
+
+typedef struct {
+    ms_proto proto;
+    bool strong; /* unambiguous: enough to claim a session on an unknown port */
+} ms_guess;
+
+/* The first line a server sends (its greeting), without the line end. */
+ms_guess ms_detect_server_line(const uint8_t *line, size_t len);
+
+/* The first line a client sends. */
+ms_guess ms_detect_client_line(const uint8_t *line, size_t len);
+
+/* A TLS record header (handshake, alert, CCS or application data). */
+bool ms_looks_like_tls(const uint8_t *p, size_t len);
+
+/* Helpers shared with the protocol adapters. */
+bool ms_ci_prefix(const uint8_t *p, size_t len, const char *prefix);
+bool ms_ci_contains(const uint8_t *p, size_t len, const char *needle);
+/* Length of the token starting at p (up to a space or the end). */
+size_t ms_token_len(const uint8_t *p, size_t len);
+/* Case-insensitive compare of a token with a word. */
+bool ms_token_is(const uint8_t *tok, size_t toklen, const char *word);
+
+#endif

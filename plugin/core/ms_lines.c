@@ -1,0 +1,121 @@
+/* ms_lines.c — bounded line tokeniser (see ms_lines.h). */
+#include "ms_lines.h"
+
+#include <string.h>
+
+#define MS_LINES_MIN_CAP 256
+
+void ms_lines_init(ms_lines *l, const ms_allocator *a, size_t max_line)
+{
+    memset(l, 0, sizeof *l);
+    l->alloc = a;
+    l->max = max_line < 16 ? 16 : max_line;
+}
+
+void ms_lines_free(ms_lines *l)
+{
+    if (l->buf)
+        l->alloc->free_fn(l->alloc->ctx, l->buf);
+    l->buf = NULL;
+    l->cap = l->len = l->seen = 0;
+}
+
+void ms_lines_reset(ms_lines *l)
+{
+    l->len = 0;
+    l->seen = 0;
+    l->cr_pending = false;
+    l->raw_left = 0;
+}
+
+void ms_lines_expect_raw(ms_lines *l, uint64_t n)
+{
+    l->raw_left = n;
+}
+
+/* Keep at most l->max bytes of the current line; count the rest in seen. */
+static void append_bounded(ms_lines *l, const uint8_t *p, size_t n)
+{
+    l->seen += n;
+    if (n == 0)
+        return;
+    l->cr_pending = (p[n - 1] == '\r');
+    if (l->len >= l->max)
+        return;
+    size_t room = l->max - l->len;
+    size_t take = n < room ? n : room;
+    if (l->len + take > l->cap) {
+        size_t cap = l->cap ? l->cap : MS_LINES_MIN_CAP;
+        while (cap < l->len + take)
+            cap *= 2;
+        if (cap > l->max)
+            cap = l->max;
+        uint8_t *nb = l->alloc->realloc_fn(l->alloc->ctx, l->buf, cap);
+        if (!nb) {
+            /* Out of memory: keep what we have, drop the rest of the line. */
+            return;
+        }
+        l->buf = nb;
+        l->cap = cap;
+    }
+    memcpy(l->buf + l->len, p, take);
+    l->len += take;
+}
+
+static ms_lines_verdict deliver(ms_lines *l, const uint8_t *line, size_t kept, size_t full,
+                                bool crlf, ms_line_cb cb, void *ctx)
+{
+    unsigned flags = crlf ? MS_LINE_CRLF : MS_LINE_BARE_LF;
+    if (crlf) {
+        /* The CR belongs to the terminator, not to the line. */
+        full--;
+        if (kept > full)
+            kept = full;
+    }
+    if (kept < full)
+        flags |= MS_LINE_TRUNCATED;
+    (void)l;
+    return cb(ctx, line, kept, flags, full);
+}
+
+size_t ms_lines_feed(ms_lines *l, const uint8_t *data, size_t n, ms_line_cb cb, void *ctx)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (l->raw_left) {
+            size_t take = (uint64_t)(n - i) < l->raw_left ? n - i : (size_t)l->raw_left;
+            l->raw_left -= take;
+            unsigned flags = MS_LINE_RAW | (l->raw_left == 0 ? MS_LINE_RAW_END : 0);
+            ms_lines_verdict v = cb(ctx, data + i, take, flags, take);
+            i += take;
+            if (v == MS_LINES_STOP)
+                return i;
+            continue;
+        }
+        const uint8_t *lf = memchr(data + i, '\n', n - i);
+        if (!lf) {
+            append_bounded(l, data + i, n - i);
+            return n;
+        }
+        size_t j = (size_t)(lf - data);
+        ms_lines_verdict v;
+        if (l->seen == 0) {
+            /* Whole line inside this input: hand it over without copying. */
+            size_t full = j - i;
+            bool crlf = full > 0 && data[j - 1] == '\r';
+            size_t kept = full < l->max ? full : l->max;
+            v = deliver(l, data + i, kept, full, crlf, cb, ctx);
+        } else {
+            append_bounded(l, data + i, j - i);
+            bool crlf = l->cr_pending;
+            v = deliver(l, l->buf, l->len, l->seen, crlf, cb, ctx);
+            l->len = 0;
+            l->seen = 0;
+            l->cr_pending = false;
+        }
+        i = j + 1;
+        if (v == MS_LINES_STOP)
+            return i;
+    }
+    return i;
+}

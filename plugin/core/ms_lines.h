@@ -1,0 +1,52 @@
+/* ms_lines.h — bounded line tokeniser for one direction of a mail session.
+ *
+ * Mail protocols are line based, except for counted octets (IMAP literals,
+ * SMTP BDAT chunks) which the protocol adapter announces with
+ * ms_lines_expect_raw(). A line longer than the buffer limit is delivered cut,
+ * with MS_LINE_TRUNCATED; memory never exceeds that limit.
+ */
+#ifndef MS_LINES_H
+#define MS_LINES_H
+
+#include "ms_core.h"
+
+enum {
+    MS_LINE_CRLF = 1u << 0,      /* ended by CR LF */
+    MS_LINE_BARE_LF = 1u << 1,   /* ended by LF alone */
+    MS_LINE_TRUNCATED = 1u << 2, /* longer than the limit: the tail was dropped */
+    MS_LINE_RAW = 1u << 3,       /* counted octets, not a line */
+    MS_LINE_RAW_END = 1u << 4    /* the last piece of the counted octets */
+};
+
+/* What the consumer wants after a line: go on, or stop here (the stream
+ * changes to TLS and the rest of the input is not lines any more). */
+typedef enum { MS_LINES_CONTINUE = 0, MS_LINES_STOP = 1 } ms_lines_verdict;
+
+typedef ms_lines_verdict (*ms_line_cb)(void *ctx, const uint8_t *line, size_t len,
+                                       unsigned flags, size_t full_len);
+
+typedef struct {
+    const ms_allocator *alloc;
+    uint8_t *buf;       /* the partial line carried between segments */
+    size_t len;
+    size_t cap;
+    size_t max;         /* hard limit for buf */
+    size_t seen;        /* bytes of the current line, including the dropped tail */
+    bool cr_pending;    /* buf ended in CR (kept out of buf) */
+    uint64_t raw_left;  /* counted octets still to pass through */
+} ms_lines;
+
+void ms_lines_init(ms_lines *l, const ms_allocator *a, size_t max_line);
+void ms_lines_free(ms_lines *l);
+
+/* Forget a partial line (after a gap in the capture). */
+void ms_lines_reset(ms_lines *l);
+
+/* The next n octets are raw; lines resume after them. */
+void ms_lines_expect_raw(ms_lines *l, uint64_t n);
+
+/* Tokenise data; returns how many bytes were consumed (less than n only when
+ * the callback said MS_LINES_STOP). */
+size_t ms_lines_feed(ms_lines *l, const uint8_t *data, size_t n, ms_line_cb cb, void *ctx);
+
+#endif

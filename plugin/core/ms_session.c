@@ -1,0 +1,335 @@
+/* ms_session.c — session life cycle, protocol recognition from content, the
+ * STARTTLS boundary, and dispatch of lines to the protocol adapters. */
+#include "ms_session_int.h"
+#include "ms_detect.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *libc_realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    return realloc(p, n);
+}
+
+static void libc_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+const ms_allocator ms_libc_allocator = { libc_realloc, libc_free, NULL };
+
+const char *ms_proto_name(ms_proto p)
+{
+    switch (p) {
+    case MS_PROTO_SMTP: return "smtp";
+    case MS_PROTO_POP3: return "pop3";
+    case MS_PROTO_IMAP: return "imap";
+    default: return "unknown";
+    }
+}
+
+const char *ms_detect_name(ms_detect d)
+{
+    return d == MS_DETECT_HEURISTIC ? "heuristic" : "port";
+}
+
+const char *ms_transport_name(ms_transport t)
+{
+    switch (t) {
+    case MS_TRANSPORT_STARTTLS: return "starttls";
+    case MS_TRANSPORT_IMPLICIT_TLS: return "implicit-tls";
+    default: return "cleartext";
+    }
+}
+
+const char *ms_starttls_result_name(ms_starttls_result r)
+{
+    switch (r) {
+    case MS_STARTTLS_ACCEPTED: return "accepted";
+    case MS_STARTTLS_REFUSED: return "refused";
+    case MS_STARTTLS_NO_REPLY: return "no-reply";
+    default: return "none";
+    }
+}
+
+ms_session *ms_session_new(const ms_allocator *a, const ms_session_config *cfg)
+{
+    ms_session *s = a->realloc_fn(a->ctx, NULL, sizeof *s);
+    if (!s)
+        return NULL;
+    memset(s, 0, sizeof *s);
+    s->alloc = a;
+    s->cfg = *cfg;
+    if (s->cfg.max_line == 0)
+        s->cfg.max_line = 4096;
+    s->proto = cfg->port_proto;
+    s->how = cfg->how;
+    s->transport = cfg->implicit_tls ? MS_TRANSPORT_IMPLICIT_TLS : MS_TRANSPORT_CLEARTEXT;
+    size_t cap = s->cfg.max_line > MS_LINE_BUFFER_MAX ? s->cfg.max_line : MS_LINE_BUFFER_MAX;
+    ms_lines_init(&s->lines[0], a, cap);
+    ms_lines_init(&s->lines[1], a, cap);
+    return s;
+}
+
+void ms_session_free(ms_session *s)
+{
+    if (!s)
+        return;
+    ms_lines_free(&s->lines[0]);
+    ms_lines_free(&s->lines[1]);
+    s->alloc->free_fn(s->alloc->ctx, s);
+}
+
+ms_proto ms_session_proto(const ms_session *s) { return s->proto; }
+ms_detect ms_session_detect(const ms_session *s) { return s->how; }
+bool ms_session_tls(const ms_session *s) { return s->transport != MS_TRANSPORT_CLEARTEXT; }
+uint32_t ms_session_boundary(const ms_session *s) { return s->boundary; }
+uint64_t ms_session_cleartext_bytes(const ms_session *s) { return s->cleartext_bytes; }
+
+ms_transport ms_session_frame_transport(const ms_session *s, uint32_t frame)
+{
+    if (s->transport == MS_TRANSPORT_STARTTLS && frame <= s->boundary)
+        return MS_TRANSPORT_CLEARTEXT;
+    return s->transport;
+}
+
+void ms_emit(ms_session *s, ms_fact_kind kind, int ival, int ival2, const uint8_t *data, size_t len)
+{
+    if (!s->ctx || !s->ctx->sink)
+        return;
+    ms_fact f = { kind, ival, ival2, data, len };
+    s->ctx->sink(s->ctx->sink_ctx, &f);
+}
+
+/* ---- pending commands ---------------------------------------------------- */
+
+void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *tag, size_t taglen)
+{
+    ms_pending *q = &s->pending;
+    if (q->count == MS_PENDING_MAX) {
+        q->head = (q->head + 1) % MS_PENDING_MAX; /* forget the oldest */
+        q->count--;
+    }
+    unsigned i = (q->head + q->count) % MS_PENDING_MAX;
+    q->cmd[i] = cmd;
+    q->frame[i] = s->ctx ? s->ctx->frame : 0;
+    if (taglen > MS_TAG_MAX)
+        taglen = MS_TAG_MAX;
+    if (tag)
+        memcpy(q->tag[i], tag, taglen);
+    q->tag[i][tag ? taglen : 0] = '\0';
+    q->count++;
+}
+
+bool ms_pending_pop(ms_session *s, uint8_t *cmd, uint32_t *frame)
+{
+    ms_pending *q = &s->pending;
+    if (q->count == 0)
+        return false;
+    *cmd = q->cmd[q->head];
+    if (frame)
+        *frame = q->frame[q->head];
+    q->head = (q->head + 1) % MS_PENDING_MAX;
+    q->count--;
+    return true;
+}
+
+bool ms_pending_take_tag(ms_session *s, const uint8_t *tag, size_t taglen, uint8_t *cmd,
+                         uint32_t *frame)
+{
+    ms_pending *q = &s->pending;
+    if (taglen > MS_TAG_MAX)
+        return false;
+    for (unsigned k = 0; k < q->count; k++) {
+        unsigned i = (q->head + k) % MS_PENDING_MAX;
+        if (strlen(q->tag[i]) == taglen && memcmp(q->tag[i], tag, taglen) == 0) {
+            *cmd = q->cmd[i];
+            if (frame)
+                *frame = q->frame[i];
+            /* close the hole: shift the younger entries one place towards the head */
+            for (unsigned m = k; m + 1 < q->count; m++) {
+                unsigned a = (q->head + m) % MS_PENDING_MAX;
+                unsigned b = (q->head + m + 1) % MS_PENDING_MAX;
+                q->cmd[a] = q->cmd[b];
+                q->frame[a] = q->frame[b];
+                memcpy(q->tag[a], q->tag[b], sizeof q->tag[a]);
+            }
+            q->count--;
+            return true;
+        }
+    }
+    return false;
+}
+
+void ms_pending_clear(ms_session *s)
+{
+    s->pending.head = 0;
+    s->pending.count = 0;
+}
+
+/* ---- STARTTLS ------------------------------------------------------------ */
+
+void ms_starttls_offered(ms_session *s)
+{
+    ms_emit(s, MS_FACT_STARTTLS_OFFERED, 0, 0, NULL, 0);
+}
+
+ms_lines_verdict ms_starttls_command(ms_session *s)
+{
+    if (s->transport != MS_TRANSPORT_CLEARTEXT)
+        return MS_LINES_CONTINUE; /* STARTTLS inside TLS is just a refused command */
+    s->starttls_pending = true;
+    ms_emit(s, MS_FACT_STARTTLS_COMMAND, 0, 0, NULL, 0);
+    /* Stop here: whatever follows in the same segment was pipelined after
+     * STARTTLS, which RFC 3207/2595 forbid; the caller reports it. */
+    return MS_LINES_STOP;
+}
+
+static void switch_to_tls(ms_session *s, ms_transport t)
+{
+    s->transport = t;
+    s->starttls_pending = false;
+    if (t == MS_TRANSPORT_STARTTLS)
+        s->boundary = s->last_cleartext_frame ? s->last_cleartext_frame : s->ctx->frame;
+    ms_lines_reset(&s->lines[0]);
+    ms_lines_reset(&s->lines[1]);
+    ms_pending_clear(s);
+    switch (s->proto) {
+    case MS_PROTO_SMTP: ms_smtp_tls_started(s); break;
+    case MS_PROTO_POP3: ms_pop3_tls_started(s); break;
+    case MS_PROTO_IMAP: ms_imap_tls_started(s); break;
+    default: break;
+    }
+    ms_emit(s, MS_FACT_TLS_BEGIN, (int)t, 0, NULL, 0);
+}
+
+ms_lines_verdict ms_starttls_reply(ms_session *s, bool accepted)
+{
+    if (s->transport != MS_TRANSPORT_CLEARTEXT || !s->starttls_pending)
+        return MS_LINES_CONTINUE;
+    s->starttls_pending = false;
+    ms_emit(s, MS_FACT_STARTTLS_RESULT, accepted ? MS_STARTTLS_ACCEPTED : MS_STARTTLS_REFUSED, 0,
+            NULL, 0);
+    if (!accepted)
+        return MS_LINES_CONTINUE;
+    switch_to_tls(s, MS_TRANSPORT_STARTTLS);
+    return MS_LINES_STOP;
+}
+
+/* ---- recognition and dispatch -------------------------------------------- */
+
+/* The first line of each direction may show that the content is another mail
+ * protocol than the port said (IMAP on 25, SMTP on 2525). */
+static void recognise(ms_session *s, ms_dir dir, const uint8_t *p, size_t n)
+{
+    s->first_line_seen[dir] = true;
+    ms_guess g = dir == MS_DIR_S2C ? ms_detect_server_line(p, n) : ms_detect_client_line(p, n);
+    if (g.proto == MS_PROTO_UNKNOWN || g.proto == s->proto)
+        return;
+    if (!g.strong && s->proto != MS_PROTO_UNKNOWN)
+        return;
+    /* A server's word beats a client's guess made earlier. */
+    if (dir == MS_DIR_C2S && s->first_line_seen[MS_DIR_S2C] && s->proto != MS_PROTO_UNKNOWN)
+        return;
+    s->proto = g.proto;
+    if (g.proto != s->cfg.port_proto)
+        s->how = MS_DETECT_HEURISTIC;
+    ms_emit(s, MS_FACT_PROTO, (int)s->proto, (int)s->how, NULL, 0);
+}
+
+static ms_lines_verdict on_line(void *ctx, const uint8_t *p, size_t n, unsigned flags, size_t full)
+{
+    ms_session *s = ctx;
+    ms_dir dir = s->dir;
+    if (!(flags & MS_LINE_RAW)) {
+        if (!s->first_line_seen[dir])
+            recognise(s, dir, p, n);
+        if (full > s->cfg.max_line)
+            ms_emit(s, MS_FACT_LINE_TOO_LONG, (int)dir, (int)(full > 0x7fffffff ? 0x7fffffff : full),
+                    NULL, 0);
+    }
+    switch (s->proto) {
+    case MS_PROTO_SMTP: return ms_smtp_line(s, dir, p, n, flags);
+    case MS_PROTO_POP3: return ms_pop3_line(s, dir, p, n, flags);
+    case MS_PROTO_IMAP: return ms_imap_line(s, dir, p, n, flags);
+    default: return MS_LINES_CONTINUE;
+    }
+}
+
+static void feed_lines(ms_session *s, ms_dir dir, const uint8_t *p, size_t n)
+{
+    size_t used = ms_lines_feed(&s->lines[dir], p, n, on_line, s);
+    if (used >= n)
+        return;
+    /* The adapter stopped the stream: STARTTLS was requested or accepted and
+     * more plaintext followed in the same segment (CVE-2011-0411 class). */
+    ms_emit(s, MS_FACT_STARTTLS_INJECTED, (int)dir, 0, p + used, n - used);
+}
+
+void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, bool gap,
+                        const ms_feed_ctx *ctx)
+{
+    if (n == 0)
+        return;
+    if (!s->payload_seen && s->transport == MS_TRANSPORT_IMPLICIT_TLS && !ms_looks_like_tls(p, n))
+        s->transport = MS_TRANSPORT_CLEARTEXT; /* plaintext on a TLS port */
+    if (s->transport != MS_TRANSPORT_CLEARTEXT) {
+        s->payload_seen = true;
+        return;
+    }
+    s->ctx = ctx;
+    s->dir = dir;
+    if (ms_looks_like_tls(p, n) && (!s->payload_seen || s->starttls_pending)) {
+        /* TLS from the first byte (implicit TLS on a cleartext port), or a
+         * handshake after a STARTTLS whose reply the capture does not hold. */
+        if (s->starttls_pending) {
+            ms_emit(s, MS_FACT_STARTTLS_RESULT, MS_STARTTLS_NO_REPLY, 0, NULL, 0);
+            switch_to_tls(s, MS_TRANSPORT_STARTTLS);
+        } else {
+            switch_to_tls(s, MS_TRANSPORT_IMPLICIT_TLS);
+        }
+        s->payload_seen = true;
+        s->ctx = NULL;
+        return;
+    }
+    s->payload_seen = true;
+    s->cleartext_bytes += n;
+    s->last_cleartext_frame = ctx->frame;
+    if (gap)
+        ms_lines_reset(&s->lines[dir]);
+    feed_lines(s, dir, p, n);
+    s->ctx = NULL;
+}
+
+void ms_session_decrypted(ms_session *s, ms_dir dir, const uint8_t *p, size_t n,
+                          const ms_feed_ctx *ctx)
+{
+    if (n == 0 || s->transport == MS_TRANSPORT_CLEARTEXT)
+        return;
+    s->ctx = ctx;
+    s->dir = dir;
+    s->payload_seen = true;
+    (void)ms_lines_feed(&s->lines[dir], p, n, on_line, s);
+    s->ctx = NULL;
+}
+
+bool ms_literal_at_end(const uint8_t *p, size_t n, uint64_t *count)
+{
+    if (n < 3 || p[n - 1] != '}')
+        return false;
+    size_t i = n - 1;
+    if (i > 0 && p[i - 1] == '+')
+        i--;
+    size_t end = i;
+    while (i > 0 && p[i - 1] >= '0' && p[i - 1] <= '9')
+        i--;
+    if (i == end || i == 0 || p[i - 1] != '{' || end - i > 10)
+        return false;
+    uint64_t v = 0;
+    for (size_t k = i; k < end; k++)
+        v = v * 10 + (uint64_t)(p[k] - '0');
+    *count = v;
+    return true;
+}

@@ -1,0 +1,100 @@
+/* mailsec-heur.c — recognise mail on TCP ports nobody registered.
+ *
+ * The first payload of a conversation decides: a server greeting naming SMTP,
+ * "+OK", "* OK"/"* PREAUTH", or a client's unambiguous first command. A yes
+ * pins the conversation to the built-in dissector (through a small handle that
+ * tells it which side is the server); a no is final for that conversation, so
+ * FTP's "220 … FTP" followed by "USER" is never taken for POP3.
+ */
+#include <wireshark.h>
+
+#include <string.h>
+
+#include <epan/conversation.h>
+#include <epan/packet.h>
+
+#include "mailsec.h"
+
+static dissector_handle_t mailsec_conv_handle;
+
+/* Longest first line we look at: greetings and commands are short. */
+#define MAILSEC_HEUR_LINE_MAX 512
+
+bool mailsec_recognise_payload(mailsec_conv *mc, packet_info *pinfo, tvbuff_t *tvb, int offset)
+{
+    if (mc->claimed != MS_PROTO_UNKNOWN)
+        return true;
+    if (mc->given_up || !tvb)
+        return false;
+    gint avail = tvb_captured_length_remaining(tvb, offset);
+    if (avail <= 0)
+        return false;
+    gint n = MIN(avail, MAILSEC_HEUR_LINE_MAX);
+    const guint8 *p = tvb_get_ptr(tvb, offset, n);
+    const guint8 *lf = (const guint8 *)memchr(p, '\n', (size_t)n);
+    size_t len = lf ? (size_t)(lf - p) : (size_t)n;
+    if (len > 0 && p[len - 1] == '\r')
+        len--;
+    mc->looked = true;
+    ms_guess server = ms_detect_server_line(p, len);
+    ms_guess client = ms_detect_client_line(p, len);
+    if (server.strong) {
+        mc->claimed = server.proto;
+        mc->claimed_server_is_src = true;
+        mc->claimed_server_port = pinfo->srcport;
+    } else if (client.strong) {
+        mc->claimed = client.proto;
+        mc->claimed_server_is_src = false;
+        mc->claimed_server_port = pinfo->destport;
+    } else {
+        mc->given_up = true;
+        return false;
+    }
+    return true;
+}
+
+/* The conversation dissector of a claimed session: the built-in dissectors
+ * tell requests from responses by pinfo->match_uint, which only a port table
+ * lookup sets, so set it to the server's port before handing over. */
+static int dissect_mailsec_conv(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
+{
+    conversation_t *conv = find_conversation_pinfo(pinfo, 0);
+    mailsec_conv *mc = conv ? mailsec_conv_lookup(conv) : NULL;
+    if (!mc || !mc->builtin)
+        return 0;
+    guint32 saved = pinfo->match_uint;
+    pinfo->match_uint = mc->claimed_server_port;
+    int r = call_dissector_only(mc->builtin, tvb, pinfo, tree, data);
+    pinfo->match_uint = saved;
+    return r;
+}
+
+static gboolean dissect_mailsec_heur(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
+{
+    if (!mailsec_prefs.heuristic || tvb_captured_length(tvb) < 3)
+        return FALSE;
+    conversation_t *conv = find_or_create_conversation(pinfo);
+    mailsec_conv *mc = mailsec_conv_lookup(conv);
+    if (!mc)
+        mc = mailsec_conv_create(conv);
+    if (mc->core || !mailsec_recognise_payload(mc, pinfo, tvb, 0))
+        return FALSE;
+    dissector_handle_t builtin = mailsec_builtin_handle(mc->claimed);
+    if (!builtin)
+        return FALSE;
+    mc->builtin = builtin;
+    conversation_set_dissector(conv, mailsec_conv_handle);
+    dissect_mailsec_conv(tvb, pinfo, tree, data);
+    return TRUE;
+}
+
+void mailsec_heur_register(void)
+{
+    mailsec_conv_handle = create_dissector_handle(dissect_mailsec_conv, proto_mailsec);
+}
+
+void mailsec_heur_handoff(void)
+{
+    heur_dissector_add("tcp", dissect_mailsec_heur, "Mail (SMTP, POP3, IMAP) on any TCP port",
+                       "mailsec_tcp", proto_mailsec, HEURISTIC_ENABLE);
+}

@@ -1,0 +1,107 @@
+/* mailsec.h — what the epan-side files of the plugin share.
+ *
+ * packet-mailsec.c  registration, preferences, the postdissector, rendering
+ * mailsec-heur.c    the TCP heuristic that claims mail on unregistered ports
+ * mailsec-tls.c     decrypted application data and handshake facts from TLS
+ * mailsec-alerts.c  the one table that turns facts into expert info
+ */
+#ifndef MAILSEC_H
+#define MAILSEC_H
+
+#include <epan/conversation.h>
+#include <epan/packet.h>
+#include <epan/prefs.h>
+#include <epan/range.h>
+#include <wsutil/str_util.h>
+
+#include "mailsec-compat.h"
+#include "ms_detect.h"
+#include "ms_seq.h"
+#include "ms_session.h"
+
+void proto_register_mailsec(void);
+void proto_reg_handoff_mailsec(void);
+
+extern int proto_mailsec;
+
+typedef struct {
+    range_t *smtp_ports;
+    range_t *smtps_ports;
+    range_t *pop_ports;
+    range_t *pops_ports;
+    range_t *imap_ports;
+    range_t *imaps_ports;
+    mailsec_pref_bool heuristic;
+    guint max_line;
+} mailsec_prefs_t;
+
+extern mailsec_prefs_t mailsec_prefs;
+
+/* Per TCP conversation, file scope. core is NULL until the conversation is
+ * known to be mail; until then the other fields remember what was examined. */
+typedef struct {
+    ms_session *core;
+    address server_addr;
+    guint32 server_port;
+    guint32 stream;
+    ms_seq seq[2];
+    /* recognition */
+    ms_proto claimed;      /* proto the content showed (heuristic) */
+    bool claimed_server_is_src; /* the claiming payload came from the server */
+    guint32 claimed_server_port;
+    bool looked;           /* the first payload was examined */
+    bool given_up;
+    dissector_handle_t builtin; /* pinned built-in dissector (heuristic sessions) */
+    /* TLS application data already fed, per direction */
+    const void *tls_flow[2];
+    guint32 tls_next[2];
+} mailsec_conv;
+
+mailsec_conv *mailsec_conv_lookup(conversation_t *conv);
+mailsec_conv *mailsec_conv_create(conversation_t *conv);
+
+/* Examine the first payload of a conversation nobody has claimed; true when
+ * it is mail (mc->claimed and mc->claimed_server_is_src set). */
+bool mailsec_recognise_payload(mailsec_conv *mc, packet_info *pinfo, tvbuff_t *tvb, int offset);
+
+dissector_handle_t mailsec_builtin_handle(ms_proto p);
+
+/* mailsec-heur.c */
+void mailsec_heur_register(void);
+void mailsec_heur_handoff(void);
+
+/* mailsec-tls.c: calls cb for each decrypted application-data record of this
+ * frame that the conversation has not been fed yet; returns how many. */
+typedef void (*mailsec_record_cb)(void *ctx, const guint8 *data, guint len);
+guint mailsec_tls_feed_records(packet_info *pinfo, mailsec_conv *mc, ms_dir dir,
+                               mailsec_record_cb cb, void *ctx);
+void mailsec_tls_handoff(void);
+
+/* Facts of one frame, copied out of the core. */
+typedef struct mailsec_fact {
+    ms_fact_kind kind;
+    int ival;
+    int ival2;
+    guint8 *data; /* a bounded copy */
+    guint len;
+    guint orig_len;
+    struct mailsec_fact *next;
+} mailsec_fact;
+
+/* What the first pass learnt about a frame; rendering reads only this. */
+typedef struct {
+    guint8 proto;
+    guint8 detected_by;
+    guint8 transport;
+    bool decrypted;
+    guint32 stream;
+    guint32 boundary;
+    guint64 cleartext_bytes;
+    mailsec_fact *facts;
+} mailsec_frame;
+
+/* mailsec-alerts.c */
+void mailsec_alerts_register(int proto);
+void mailsec_alerts_add(packet_info *pinfo, proto_item *ti, const mailsec_frame *fr);
+
+#endif
