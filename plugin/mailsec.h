@@ -94,6 +94,7 @@ typedef struct {
     guint8 detected_by;
     guint8 transport;
     bool decrypted;
+    guint8 dir;     /* ms_dir of the frame */
     guint32 stream;
     guint32 boundary;
     guint64 cleartext_bytes;

@@ -25,6 +25,7 @@ static int hf_mailsec_proto = -1;
 static int hf_mailsec_detected_by = -1;
 static int hf_mailsec_transport = -1;
 static int hf_mailsec_decrypted = -1;
+static int hf_mailsec_direction = -1;
 static int hf_mailsec_starttls_offered = -1;
 static int hf_mailsec_starttls_command = -1;
 static int hf_mailsec_starttls_result = -1;
@@ -325,6 +326,7 @@ static mailsec_frame *analyse_frame(packet_info *pinfo, proto_tree *tree)
     fr->detected_by = (guint8)ms_session_detect(mc->core);
     fr->transport = (guint8)ms_session_frame_transport(mc->core, pinfo->num);
     fr->stream = mc->stream;
+    fr->dir = (guint8)dir;
     if (fr->transport != MS_TRANSPORT_CLEARTEXT && ms_session_boundary(mc->core)) {
         fr->boundary = ms_session_boundary(mc->core);
         fr->cleartext_bytes = ms_session_cleartext_bytes(mc->core);
@@ -390,6 +392,9 @@ static void render(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const ma
     proto_item_set_generated(pi);
     pi = proto_tree_add_boolean(mt, hf_mailsec_decrypted, tvb, 0, 0, fr->decrypted);
     proto_item_set_generated(pi);
+    pi = proto_tree_add_string(mt, hf_mailsec_direction, tvb, 0, 0,
+                               fr->dir == MS_DIR_C2S ? "to-server" : "to-client");
+    proto_item_set_generated(pi);
     render_starttls(mt, tvb, fr);
     mailsec_alerts_add(pinfo, ti, fr);
 }
@@ -427,6 +432,9 @@ void proto_register_mailsec(void)
         { &hf_mailsec_decrypted,
           { "Decrypted", "mailsec.decrypted", FT_BOOLEAN, BASE_NONE, NULL, 0x0,
             "This frame's mail payload was recovered by TLS decryption", HFILL } },
+        { &hf_mailsec_direction,
+          { "Direction", "mailsec.direction", FT_STRING, BASE_NONE, NULL, 0x0,
+            "to-server (sent by the client) or to-client (sent by the server)", HFILL } },
         { &hf_mailsec_starttls_offered,
           { "STARTTLS offered", "mailsec.starttls.offered", FT_BOOLEAN, BASE_NONE, NULL, 0x0,
             "The capability reply advertised STARTTLS (SMTP, IMAP) or STLS (POP3)", HFILL } },

@@ -141,7 +141,7 @@ bool ms_pending_take_tag(ms_session *s, const uint8_t *tag, size_t taglen, uint8
 {
     ms_pending *q = &s->pending;
     if (taglen > MS_TAG_MAX)
-        return false;
+        taglen = MS_TAG_MAX; /* stored cut to this length too */
     for (unsigned k = 0; k < q->count; k++) {
         unsigned i = (q->head + k) % MS_PENDING_MAX;
         if (strlen(q->tag[i]) == taglen && memcmp(q->tag[i], tag, taglen) == 0) {

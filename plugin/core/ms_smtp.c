@@ -100,7 +100,8 @@ static ms_lines_verdict reply_done(ms_session *s, int code)
 {
     ms_smtp_state *st = &s->smtp;
     uint8_t cmd;
-    if (!st->greeted && (s->pending.count == 0 || code == 220)) {
+    bool starttls_waiting = s->pending.count > 0 && s->pending.cmd[s->pending.head] == SMTP_STARTTLS;
+    if (!st->greeted && (s->pending.count == 0 || (code == 220 && !starttls_waiting))) {
         st->greeted = true; /* the greeting answers no command */
         return MS_LINES_CONTINUE;
     }

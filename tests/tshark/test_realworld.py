@@ -1,0 +1,75 @@
+"""Every mail session of the real-world corpus is recognised, and nothing else.
+
+The corpus (../shared/realworld, Suricata's public test captures) was made by
+other people with other tools. Which TCP streams are mail is decided here
+without mailsec: the built-in dissectors show SMTP/POP/IMAP on them, they use a
+standard mail port, or their first payload is a mail greeting or first command
+(judged by this file's own patterns, not the plugin's code).
+"""
+import collections
+import re
+
+import pytest
+
+from conftest import realworld_captures
+
+MAIL_PORTS = {25, 587, 465, 110, 995, 143, 993}
+GREETING = re.compile(rb"^(220[ -].*SMTP|\+OK|\* (OK|PREAUTH)|(EHLO|HELO) |[A-Za-z0-9.]+ (CAPABILITY|LOGIN|AUTHENTICATE)\b|CAPA\r?$)",
+                      re.IGNORECASE)
+
+CASES = [pytest.param(r, id=r["path"].split("/tests/")[-1]) for r in realworld_captures()]
+if not CASES:
+    raise RuntimeError("the real-world corpus is missing: expected ../shared/realworld/MANIFEST.tsv")
+
+BASE = ["frame.number", "tcp.stream", "tcp.srcport", "tcp.dstport", "tcp.payload", "frame.protocols"]
+
+
+def expected_mail_streams(rows):
+    first_payload = {}
+    mail = set()
+    for r in rows:
+        num, stream, sport, dport, payload, protocols = r[:6]
+        if not stream:
+            continue
+        layers = protocols.split(":")
+        if "icmp" in layers:
+            continue
+        if {"smtp", "pop", "imap"} & set(layers) or {int(sport), int(dport)} & MAIL_PORTS:
+            mail.add(stream)
+        if payload and stream not in first_payload:
+            first_payload[stream] = int(num)
+            data = bytes.fromhex(payload.replace(":", ""))[:200]
+            if GREETING.match(data.split(b"\n")[0]):
+                mail.add(stream)
+    return mail, first_payload
+
+
+@pytest.mark.parametrize("capture", CASES)
+def test_every_mail_session_recognised(tshark, capture):
+    path = capture["abspath"]
+    base = tshark.fields(path, BASE, display_filter="tcp", plugin=False)
+    mail, first_payload = expected_mail_streams(base)
+    rows = tshark.fields(path, BASE + ["mailsec.proto", "mailsec.detected_by"], display_filter="tcp")
+    by_stream = collections.defaultdict(list)
+    for r in rows:
+        if "icmp" not in r[5].split(":"):
+            by_stream[r[1]].append(r)
+    for stream, frames in by_stream.items():
+        if stream in mail:
+            ports = {int(frames[0][2]), int(frames[0][3])}
+            start = 0 if ports & MAIL_PORTS else first_payload.get(stream, 0)
+            unmarked = [f[0] for f in frames if int(f[0]) >= start and not f[6]]
+            assert not unmarked, "stream %s: frames without mailsec: %s" % (stream, unmarked[:10])
+            assert {f[6] for f in frames if f[6]} <= {"smtp", "pop3", "imap"}
+        else:
+            marked = [f[0] for f in frames if f[6]]
+            assert not marked, "stream %s is not mail but has mailsec on %s" % (stream, marked[:10])
+
+
+@pytest.mark.parametrize("capture", CASES)
+def test_clean_run(tshark, capture):
+    """No start-up warning, no dissector bug, and the same exit as plain tshark."""
+    out, err = tshark.run(capture["abspath"], ["-V"])
+    base_out, base_err = tshark.run(capture["abspath"], ["-V"], plugin=False)
+    assert err == base_err
+    assert "Dissector bug" not in out or out.count("Dissector bug") == base_out.count("Dissector bug")
