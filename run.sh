@@ -9,4 +9,4 @@ cmake -S . -B build -DMAILSEC_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo 
 cmake --build build -j2 >/dev/null
 abs=()
 for a in "$@"; do abs+=("$(realpath "$a")"); done
-exec python3 scripts/report.py --plugin build/mailsec.so "${abs[@]}"
+exec /usr/bin/python3 scripts/report.py --plugin build/mailsec.so "${abs[@]}"

@@ -10,4 +10,5 @@ cmake -S . -B build -DMAILSEC_BUILD_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >
 cmake --build build -j2 >/dev/null
 (cd build && ctest --output-on-failure)
 # -p no:cacheprovider: the clone may not be writable for pytest's cache
-python3 -m pytest -p no:cacheprovider -q tests/tshark "$@"
+# Debian's python3, where python3-pytest is installed (a pyenv python may come first in PATH)
+/usr/bin/python3 -m pytest -p no:cacheprovider -q tests/tshark "$@"

@@ -35,9 +35,8 @@ class Tshark:
         self.stage = stage
         self.home = stage / "home"
 
-    def run(self, capture, args=(), plugin=True, keylog=None, two_pass=False, check=True):
-        """Run tshark on capture (a path) and return (stdout, stderr)."""
-        env = {
+    def _env(self, plugin):
+        return {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": str(self.home),
             "TZ": "UTC",
@@ -45,13 +44,27 @@ class Tshark:
             # An empty plugin folder still replaces the global one.
             "WIRESHARK_PLUGIN_DIR": str(self.stage / ("plugins" if plugin else "none")),
         }
+
+    def invoke(self, args, plugin=True):
+        """Run tshark with exactly these arguments, as the unprivileged user."""
+        prefix = []
+        if os.geteuid() == 0:
+            prefix = ["setpriv", "--reuid=%s" % UNPRIVILEGED, "--regid=%s" % UNPRIVILEGED,
+                      "--clear-groups"]
+        env = ["%s=%s" % kv for kv in self._env(plugin).items()]
+        proc = subprocess.run(prefix + ["env", "-i"] + env + ["tshark"] + list(args),
+                              stdin=subprocess.DEVNULL, capture_output=True, cwd="/", timeout=600)
+        return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+
+    def run(self, capture, args=(), plugin=True, keylog=None, two_pass=False, check=True):
+        """Run tshark on capture (a path) and return (stdout, stderr)."""
         # A readable copy rather than stdin: -2 needs a file it can seek in.
         readable = self.stage / "captures" / ("%08x-%s" % (abs(hash(str(capture))), pathlib.Path(capture).name))
         readable.parent.mkdir(exist_ok=True)
         os.chmod(readable.parent, 0o755)
         shutil.copyfile(capture, readable)
         os.chmod(readable, 0o644)
-        cmd = ["tshark", "-n", "-r", str(readable)]
+        cmd = ["-n", "-r", str(readable)]
         if two_pass:
             cmd.append("-2")
         if keylog:
@@ -60,19 +73,12 @@ class Tshark:
             os.chmod(kl, 0o644)
             cmd += ["-o", "tls.keylog_file:%s" % kl]
         cmd += list(args)
-        prefix = []
-        if os.geteuid() == 0:
-            prefix = ["setpriv", "--reuid=%s" % UNPRIVILEGED, "--regid=%s" % UNPRIVILEGED,
-                      "--clear-groups"]
-        proc = subprocess.run(prefix + ["env", "-i"] + ["%s=%s" % kv for kv in env.items()] + cmd,
-                              stdin=subprocess.DEVNULL, capture_output=True, cwd="/", timeout=600)
-        out = proc.stdout.decode("utf-8", "replace")
-        err = proc.stderr.decode("utf-8", "replace")
+        rc, out, err = self.invoke(cmd, plugin=plugin)
         # A capture that is damaged part-way (smtp-to-comma) ends every run with
         # exit code 2, with or without mailsec: what was read still counts.
-        damaged = proc.returncode == 2 and "appears to be damaged or corrupt" in err
-        if check and proc.returncode != 0 and not damaged:
-            raise AssertionError("tshark failed (%d): %s\n%s" % (proc.returncode, " ".join(cmd), err))
+        damaged = rc == 2 and "appears to be damaged or corrupt" in err
+        if check and rc != 0 and not damaged:
+            raise AssertionError("tshark failed (%d): %s\n%s" % (rc, " ".join(cmd), err))
         return out, err
 
     def fields(self, capture, fields, display_filter=None, **kw):
@@ -113,11 +119,9 @@ def realworld_captures():
 
 
 def ground_truth_captures():
-    """Bundled captures, plus fresh ones when MAILSEC_FRESH_CAPTURES names a folder."""
-    dirs = [BUNDLED]
+    """The bundled captures, or only fresh ones when MAILSEC_FRESH_CAPTURES names a folder."""
     fresh = os.environ.get("MAILSEC_FRESH_CAPTURES")
-    if fresh:
-        dirs.append(pathlib.Path(fresh))
+    dirs = [pathlib.Path(fresh)] if fresh else [BUNDLED]
     out = []
     for d in dirs:
         for j in sorted(d.glob("*.json")):
