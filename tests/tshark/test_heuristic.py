@@ -133,3 +133,37 @@ def test_heuristic_can_be_switched_off(tshark, pcap):
     assert any(x["mailsec.proto"] for x in r)
     off = tshark.run(pcap(smtp_on(2525)), ["-o", "mailsec.heuristic:FALSE", "-Y", "mailsec"])[0]
     assert off.strip() == ""
+
+
+def test_decode_as_makes_a_port_session(tshark, pcap):
+    """With the heuristic off, Decode As to the built-in SMTP still brings mailsec."""
+    path = pcap(smtp_on(2600))
+    off = ["-o", "mailsec.heuristic:FALSE"]
+    assert tshark.run(path, off + ["-Y", "mailsec"])[0].strip() == ""
+    args = off + ["-d", "tcp.port==2600,smtp", "-Y", "tcp.len > 0", "-T", "fields"]
+    for f in FIELDS:
+        args += ["-e", f]
+    rows_da = [dict(zip(FIELDS, l.split("\t"))) for l in tshark.run(path, args)[0].splitlines()]
+    assert rows_da
+    assert {x["mailsec.proto"] for x in rows_da} == {"smtp"}
+    assert {x["mailsec.detected_by"] for x in rows_da} == {"port"}
+
+
+def test_split_and_retransmitted_segments(tshark, pcap):
+    """A STARTTLS cut mid-word and a retransmitted reply are seen once each."""
+    c = Conversation(client=("10.0.0.1", 41010), server=("10.0.0.2", 25)).handshake()
+    c.send("s", b"220 mx ESMTP\r\n")
+    c.send("c", b"EHLO a\r\n")
+    c.send("s", b"250-mx\r\n250-STARTTLS\r\n250 OK\r\n", cut=[5, 9])
+    c.send("c", b"STARTTLS\r\n", cut=[4])
+    c.retransmit("c", b"TLS\r\n")
+    c.send("s", b"220 2.0.0 Ready to start TLS\r\n")
+    c.retransmit("s", b"220 2.0.0 Ready to start TLS\r\n")
+    c.close()
+    f = ["frame.number", "mailsec.starttls.offered", "mailsec.starttls.command",
+         "mailsec.starttls.result", "mailsec.transport"]
+    r = [dict(zip(f, x)) for x in tshark.fields(pcap(c), f)]
+    assert len([x for x in r if x["mailsec.starttls.offered"] == "1"]) == 1
+    assert len([x for x in r if x["mailsec.starttls.command"] == "1"]) == 1
+    assert [x["mailsec.starttls.result"] for x in r if x["mailsec.starttls.result"]] == ["accepted"]
+    assert r[-1]["mailsec.transport"] == "starttls"
