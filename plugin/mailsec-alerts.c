@@ -17,6 +17,11 @@ static expert_field ei_starttls_refused = EI_INIT;
 static expert_field ei_starttls_no_reply = EI_INIT;
 static expert_field ei_line_too_long = EI_INIT;
 static expert_field ei_detected_by_content = EI_INIT;
+static expert_field ei_auth_cleartext = EI_INIT;
+static expert_field ei_auth_failed = EI_INIT;
+static expert_field ei_auth_brute_force = EI_INIT;
+static expert_field ei_auth_success_after_failures = EI_INIT;
+static expert_field ei_malformed_sasl = EI_INIT;
 
 void mailsec_alerts_register(int proto)
 {
@@ -38,6 +43,21 @@ void mailsec_alerts_register(int proto)
         { &ei_line_too_long,
           { "mailsec.malformed.line_too_long", PI_MALFORMED, PI_ERROR,
             "Overlong line", EXPFILL } },
+        { &ei_auth_cleartext,
+          { "mailsec.auth.cleartext", PI_SECURITY, PI_WARN,
+            "Credentials in clear: a password, token or hash crossed without TLS", EXPFILL } },
+        { &ei_auth_failed,
+          { "mailsec.auth.failed", PI_SECURITY, PI_NOTE,
+            "Authentication failed", EXPFILL } },
+        { &ei_auth_brute_force,
+          { "mailsec.auth.brute_force", PI_SECURITY, PI_WARN,
+            "Brute force: failed logins reached the threshold", EXPFILL } },
+        { &ei_auth_success_after_failures,
+          { "mailsec.auth.success_after_failures", PI_SECURITY, PI_ERROR,
+            "Login succeeded after repeated failures", EXPFILL } },
+        { &ei_malformed_sasl,
+          { "mailsec.malformed.sasl", PI_MALFORMED, PI_ERROR,
+            "Malformed login exchange", EXPFILL } },
         { &ei_detected_by_content,
           { "mailsec.detected.content", PI_PROTOCOL, PI_CHAT,
             "Mail protocol recognised from the content", EXPFILL } },
@@ -74,6 +94,40 @@ void mailsec_alerts_add(packet_info *pinfo, proto_item *ti, const mailsec_frame 
                     f->ival == MS_DIR_C2S ? "client" : "server", f->ival2, mailsec_prefs.max_line);
                 long_line_done = true;
             }
+            break;
+        case MS_FACT_AUTH_REQUEST: {
+            const mailsec_attempt *a = f->attempt;
+            if (a && a->exposed && (a->password || a->token || a->hash))
+                expert_add_info_format(pinfo, ti, &ei_auth_cleartext,
+                    "Credentials in clear: %s %s for %s", a->mechanism,
+                    a->password ? "password" : a->token ? "bearer token" : "hash",
+                    a->username ? a->username : "(no user)");
+            break;
+        }
+        case MS_FACT_AUTH_RESULT: {
+            const mailsec_attempt *a = f->attempt;
+            const char *user = a && a->username ? a->username : "(no user)";
+            guint thr = mailsec_prefs.brute_force_threshold;
+            if (f->ival2 == MS_AUTH_FAILURE) {
+                expert_add_info_format(pinfo, ti, &ei_auth_failed,
+                    "Authentication failed: %s for %s", a ? a->mechanism : "login", user);
+                if (thr && (f->count >= thr || f->client_count >= thr))
+                    expert_add_info_format(pinfo, ti, &ei_auth_brute_force,
+                        "Brute force: %u failed logins in this session, %u from this client (threshold %u)",
+                        f->count, f->client_count, thr);
+            } else if (f->ival2 == MS_AUTH_SUCCESS && thr &&
+                       (f->count >= thr || f->client_count >= thr)) {
+                expert_add_info_format(pinfo, ti, &ei_auth_success_after_failures,
+                    "Login as %s succeeded after %u failed logins in this session, %u from this client",
+                    user, f->count, f->client_count);
+            }
+            break;
+        }
+        case MS_FACT_AUTH_MALFORMED:
+            expert_add_info_format(pinfo, ti, &ei_malformed_sasl, "Malformed login exchange: %s",
+                f->ival == MS_AUTH_BAD_BASE64 ? "invalid base64"
+                : f->ival == MS_AUTH_BAD_MESSAGE ? "the message does not fit the mechanism"
+                : "missing arguments");
             break;
         case MS_FACT_PROTO:
             expert_add_info_format(pinfo, ti, &ei_detected_by_content,

@@ -33,6 +33,8 @@ typedef struct {
     range_t *imaps_ports;
     mailsec_pref_bool heuristic;
     guint max_line;
+    guint brute_force_threshold;
+    mailsec_pref_bool hide_secrets;
 } mailsec_prefs_t;
 
 extern mailsec_prefs_t mailsec_prefs;
@@ -55,6 +57,10 @@ typedef struct {
     /* TLS application data already fed, per direction */
     const void *tls_flow[2];
     guint32 tls_next[2];
+    /* logins */
+    struct mailsec_attempt *last_attempt;
+    const char *auth_user;  /* file-scope copy of the core's, for rendering */
+    unsigned auth_user_gen;
 } mailsec_conv;
 
 mailsec_conv *mailsec_conv_lookup(conversation_t *conv);
@@ -77,6 +83,25 @@ guint mailsec_tls_feed_records(packet_info *pinfo, mailsec_conv *mc, ms_dir dir,
                                mailsec_record_cb cb, void *ctx);
 void mailsec_tls_handoff(void);
 
+/* One login attempt, shared by its request frame and its verdict frame. */
+typedef struct mailsec_attempt {
+    guint number;           /* 1, 2, 3 ... within the session */
+    const char *mechanism;
+    const char *username;   /* NULL when the mechanism carries none */
+    const char *authzid;
+    const char *password;
+    const char *token;
+    const char *hash;
+    const char *realm;
+    const char *workstation;
+    const char *material;
+    bool exposed;           /* not under TLS */
+    guint8 proto;           /* ms_proto */
+    guint32 request_frame;
+    guint32 result_frame;   /* 0 until the verdict is seen */
+    guint8 result;          /* ms_auth_result, 0 = none yet */
+} mailsec_attempt;
+
 /* Facts of one frame, copied out of the core. */
 typedef struct mailsec_fact {
     ms_fact_kind kind;
@@ -85,6 +110,10 @@ typedef struct mailsec_fact {
     guint8 *data; /* a bounded copy */
     guint len;
     guint orig_len;
+    guint32 ref_frame;
+    guint32 count;
+    guint32 client_count;  /* AUTH_RESULT: failures from this client address, all sessions */
+    mailsec_attempt *attempt;
     struct mailsec_fact *next;
 } mailsec_fact;
 
@@ -98,8 +127,13 @@ typedef struct {
     guint32 stream;
     guint32 boundary;
     guint64 cleartext_bytes;
+    const char *auth_user;  /* the session's logged-in user, once known */
     mailsec_fact *facts;
 } mailsec_frame;
+
+/* mailsec-tap.c: Wireshark's credentials tap */
+void mailsec_tap_handoff(void);
+void mailsec_tap_credential(packet_info *pinfo, const mailsec_attempt *a, int password_hf);
 
 /* mailsec-alerts.c */
 void mailsec_alerts_register(int proto);

@@ -15,9 +15,12 @@
 #include <epan/prefs.h>
 #include <epan/proto_data.h>
 #include <epan/range.h>
+#include <epan/strutil.h>
+#include <epan/to_str.h>
 #include <wsutil/wmem/wmem.h>
 
 #include "mailsec.h"
+#include "ms_sasl.h"
 
 int proto_mailsec = -1;
 
@@ -32,9 +35,28 @@ static int hf_mailsec_starttls_result = -1;
 static int hf_mailsec_starttls_boundary = -1;
 static int hf_mailsec_starttls_cleartext_bytes = -1;
 static int hf_mailsec_starttls_injected = -1;
+static int hf_mailsec_auth_attempt = -1;
+static int hf_mailsec_auth_mechanism = -1;
+static int hf_mailsec_auth_username = -1;
+static int hf_mailsec_auth_authzid = -1;
+static int hf_mailsec_auth_password = -1;
+static int hf_mailsec_auth_token = -1;
+static int hf_mailsec_auth_hash = -1;
+static int hf_mailsec_auth_realm = -1;
+static int hf_mailsec_auth_workstation = -1;
+static int hf_mailsec_auth_material = -1;
+static int hf_mailsec_auth_exposed = -1;
+static int hf_mailsec_auth_result = -1;
+static int hf_mailsec_auth_result_in = -1;
+static int hf_mailsec_auth_request_in = -1;
+static int hf_mailsec_session_auth_user = -1;
 
 static gint ett_mailsec = -1;
 static gint ett_mailsec_starttls = -1;
+static gint ett_mailsec_auth = -1;
+
+/* Failed logins per client address, across sessions (first pass). */
+static wmem_map_t *client_failures;
 
 static dissector_handle_t mailsec_handle;
 
@@ -53,7 +75,7 @@ static dissector_handle_t smtp_handle;
 static dissector_handle_t pop_handle;
 static dissector_handle_t imap_handle;
 
-mailsec_prefs_t mailsec_prefs = { NULL, NULL, NULL, NULL, NULL, NULL, TRUE, 4096 };
+mailsec_prefs_t mailsec_prefs = { NULL, NULL, NULL, NULL, NULL, NULL, TRUE, 4096, 5, FALSE };
 
 /* Longest piece of injected plaintext kept as evidence per frame. */
 #define MAILSEC_EVIDENCE_MAX 512
@@ -166,11 +188,14 @@ static bool read_tcp(proto_tree *tree, tcp_facts *t)
     return true;
 }
 
+static bool frame_is_from_server(const mailsec_conv *mc, const packet_info *pinfo)
+{
+    return pinfo->srcport == mc->server_port && addresses_equal(&pinfo->src, &mc->server_addr);
+}
+
 static ms_dir frame_dir(const mailsec_conv *mc, const packet_info *pinfo)
 {
-    if (pinfo->srcport == mc->server_port && addresses_equal(&pinfo->src, &mc->server_addr))
-        return MS_DIR_S2C;
-    return MS_DIR_C2S;
+    return frame_is_from_server(mc, pinfo) ? MS_DIR_S2C : MS_DIR_C2S;
 }
 
 /* ---- first pass ------------------------------------------------------------- */
@@ -178,7 +203,43 @@ static ms_dir frame_dir(const mailsec_conv *mc, const packet_info *pinfo)
 typedef struct {
     mailsec_frame *fr;
     mailsec_fact **tail;
+    mailsec_conv *mc;
+    packet_info *pinfo;
 } fact_sink_ctx;
+
+static const char *copy_small(const ms_str_small *f)
+{
+    return f->set ? wmem_strndup(wmem_file_scope(), f->s, f->len) : NULL;
+}
+
+static const char *copy_large(const ms_str_large *f)
+{
+    return f->set ? wmem_strndup(wmem_file_scope(), f->s, f->len) : NULL;
+}
+
+static mailsec_attempt *new_attempt(fact_sink_ctx *sc, const ms_fact *f)
+{
+    const ms_creds *c = (const ms_creds *)f->obj;
+    mailsec_attempt *a = wmem_new0(wmem_file_scope(), mailsec_attempt);
+    a->number = (guint)f->ival;
+    a->proto = (guint8)ms_session_proto(sc->mc->core);
+    if (c) {
+        /* a mechanism we do not decode is shown by the name the client used */
+        a->mechanism = c->mech == MS_MECH_OTHER && c->mech_name.len
+                     ? wmem_strdup(wmem_file_scope(), c->mech_name.s)
+                     : ms_mech_name(c->mech);
+        a->username = copy_small(&c->username);
+        a->authzid = c->authzid.len ? copy_small(&c->authzid) : NULL;
+        a->password = copy_small(&c->password);
+        a->token = copy_large(&c->token);
+        a->hash = copy_large(&c->hash);
+        a->realm = c->realm.len ? copy_small(&c->realm) : NULL;
+        a->workstation = c->workstation.len ? copy_small(&c->workstation) : NULL;
+        a->material = copy_large(&c->material);
+    }
+    sc->mc->last_attempt = a;
+    return a;
+}
 
 static void store_fact(void *ctx, const ms_fact *f)
 {
@@ -187,6 +248,32 @@ static void store_fact(void *ctx, const ms_fact *f)
     mf->kind = f->kind;
     mf->ival = f->ival;
     mf->ival2 = f->ival2;
+    mf->ref_frame = f->ref_frame;
+    mf->count = f->count;
+    if (f->kind == MS_FACT_AUTH_REQUEST) {
+        mf->attempt = new_attempt(sc, f);
+        mf->attempt->exposed = f->ival2 != 0;
+        mf->attempt->request_frame = sc->pinfo->num;
+    } else if (f->kind == MS_FACT_AUTH_RESULT) {
+        mailsec_attempt *a = sc->mc->last_attempt;
+        if (!a || a->number != (guint)f->ival)
+            a = new_attempt(sc, f);
+        a->result = (guint8)f->ival2;
+        a->result_frame = sc->pinfo->num;
+        mf->attempt = a;
+        if (f->ival2 == MS_AUTH_FAILURE) {
+            /* the client is whoever is not the server */
+            const address *client = frame_is_from_server(sc->mc, sc->pinfo) ? &sc->pinfo->dst : &sc->pinfo->src;
+            char *key = address_to_str(wmem_file_scope(), client);
+            guint n = GPOINTER_TO_UINT(wmem_map_lookup(client_failures, key)) + 1;
+            wmem_map_insert(client_failures, key, GUINT_TO_POINTER(n));
+            mf->client_count = n;
+        } else if (f->ival2 == MS_AUTH_SUCCESS) {
+            const address *client = frame_is_from_server(sc->mc, sc->pinfo) ? &sc->pinfo->dst : &sc->pinfo->src;
+            char *key = address_to_str(sc->pinfo->pool, client);
+            mf->client_count = GPOINTER_TO_UINT(wmem_map_lookup(client_failures, key));
+        }
+    }
     if (f->data && f->len) {
         guint keep = (guint)MIN(f->len, (size_t)MAILSEC_EVIDENCE_MAX);
         mf->data = (guint8 *)wmem_memdup(wmem_file_scope(), f->data, keep);
@@ -297,7 +384,7 @@ static mailsec_frame *analyse_frame(packet_info *pinfo, proto_tree *tree)
     }
 
     mailsec_frame *fr = wmem_new0(wmem_file_scope(), mailsec_frame);
-    fact_sink_ctx sc = { fr, &fr->facts };
+    fact_sink_ctx sc = { fr, &fr->facts, mc, pinfo };
     ms_feed_ctx feed = { pinfo->num, store_fact, &sc };
     ms_dir dir = frame_dir(mc, pinfo);
 
@@ -327,6 +414,14 @@ static mailsec_frame *analyse_frame(packet_info *pinfo, proto_tree *tree)
     fr->transport = (guint8)ms_session_frame_transport(mc->core, pinfo->num);
     fr->stream = mc->stream;
     fr->dir = (guint8)dir;
+    unsigned gen;
+    size_t ulen;
+    const char *user = ms_session_auth_user(mc->core, &ulen, &gen);
+    if (user && gen != mc->auth_user_gen) {
+        mc->auth_user = wmem_strndup(wmem_file_scope(), user, ulen);
+        mc->auth_user_gen = gen;
+    }
+    fr->auth_user = mc->auth_user;
     if (fr->transport != MS_TRANSPORT_CLEARTEXT && ms_session_boundary(mc->core)) {
         fr->boundary = ms_session_boundary(mc->core);
         fr->cleartext_bytes = ms_session_cleartext_bytes(mc->core);
@@ -376,6 +471,57 @@ static void render_starttls(proto_tree *tree, tvbuff_t *tvb, const mailsec_frame
     }
 }
 
+#define MAILSEC_HIDDEN "********"
+
+static void add_text(proto_tree *t, int hf, tvbuff_t *tvb, packet_info *pinfo, const char *v, bool secret)
+{
+    if (!v)
+        return;
+    const char *shown = secret && mailsec_prefs.hide_secrets
+                      ? MAILSEC_HIDDEN : format_text(pinfo->pool, (const guchar *)v, strlen(v));
+    proto_item_set_generated(proto_tree_add_string(t, hf, tvb, 0, 0, shown));
+}
+
+static void render_attempt_request(proto_tree *tree, tvbuff_t *tvb, packet_info *pinfo,
+                                   const mailsec_attempt *a)
+{
+    proto_tree *at = proto_tree_add_subtree_format(tree, tvb, 0, 0, ett_mailsec_auth, NULL,
+        "Login attempt %u: %s%s%s%s", a->number, a->mechanism, a->username ? " " : "",
+        a->username ? format_text(pinfo->pool, (const guchar *)a->username, strlen(a->username)) : "",
+        a->exposed ? " (in clear)" : "");
+    proto_item_set_generated(proto_tree_add_uint(at, hf_mailsec_auth_attempt, tvb, 0, 0, a->number));
+    add_text(at, hf_mailsec_auth_mechanism, tvb, pinfo, a->mechanism, false);
+    add_text(at, hf_mailsec_auth_username, tvb, pinfo, a->username, false);
+    add_text(at, hf_mailsec_auth_authzid, tvb, pinfo, a->authzid, false);
+    add_text(at, hf_mailsec_auth_password, tvb, pinfo, a->password, true);
+    add_text(at, hf_mailsec_auth_token, tvb, pinfo, a->token, true);
+    add_text(at, hf_mailsec_auth_hash, tvb, pinfo, a->hash, false);
+    add_text(at, hf_mailsec_auth_realm, tvb, pinfo, a->realm, false);
+    add_text(at, hf_mailsec_auth_workstation, tvb, pinfo, a->workstation, false);
+    add_text(at, hf_mailsec_auth_material, tvb, pinfo, a->material, false);
+    proto_item_set_generated(proto_tree_add_boolean(at, hf_mailsec_auth_exposed, tvb, 0, 0, a->exposed));
+    /* Like Wireshark's own response_in links, the forward link exists only
+     * once the verdict has been seen (later passes, the GUI). */
+    if (a->result_frame && PINFO_FD_VISITED(pinfo))
+        proto_item_set_generated(proto_tree_add_uint(at, hf_mailsec_auth_result_in, tvb, 0, 0, a->result_frame));
+    mailsec_tap_credential(pinfo, a, hf_mailsec_auth_password);
+}
+
+static void render_attempt_result(proto_tree *tree, tvbuff_t *tvb, packet_info *pinfo,
+                                  const mailsec_attempt *a, int result)
+{
+    const char *r = ms_auth_result_name((ms_auth_result)result);
+    proto_tree *at = proto_tree_add_subtree_format(tree, tvb, 0, 0, ett_mailsec_auth, NULL,
+        "Login result: %s (attempt %u, %s%s%s)", r, a->number, a->mechanism,
+        a->username ? " " : "", a->username ? a->username : "");
+    proto_item_set_generated(proto_tree_add_uint(at, hf_mailsec_auth_attempt, tvb, 0, 0, a->number));
+    add_text(at, hf_mailsec_auth_mechanism, tvb, pinfo, a->mechanism, false);
+    add_text(at, hf_mailsec_auth_username, tvb, pinfo, a->username, false);
+    add_text(at, hf_mailsec_auth_result, tvb, pinfo, r, false);
+    if (a->request_frame)
+        proto_item_set_generated(proto_tree_add_uint(at, hf_mailsec_auth_request_in, tvb, 0, 0, a->request_frame));
+}
+
 static void render(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const mailsec_frame *fr)
 {
     proto_item *ti = proto_tree_add_item(tree, proto_mailsec, tvb, 0, 0, ENC_NA);
@@ -395,7 +541,15 @@ static void render(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const ma
     pi = proto_tree_add_string(mt, hf_mailsec_direction, tvb, 0, 0,
                                fr->dir == MS_DIR_C2S ? "to-server" : "to-client");
     proto_item_set_generated(pi);
+    if (fr->auth_user)
+        add_text(mt, hf_mailsec_session_auth_user, tvb, pinfo, fr->auth_user, false);
     render_starttls(mt, tvb, fr);
+    for (const mailsec_fact *f = fr->facts; f; f = f->next) {
+        if (f->kind == MS_FACT_AUTH_REQUEST && f->attempt)
+            render_attempt_request(mt, tvb, pinfo, f->attempt);
+        else if (f->kind == MS_FACT_AUTH_RESULT && f->attempt)
+            render_attempt_result(mt, tvb, pinfo, f->attempt, f->ival2);
+    }
     mailsec_alerts_add(pinfo, ti, fr);
 }
 
@@ -450,11 +604,56 @@ void proto_register_mailsec(void)
         { &hf_mailsec_starttls_cleartext_bytes,
           { "Bytes in clear before TLS", "mailsec.starttls.cleartext_bytes", FT_UINT64, BASE_DEC, NULL, 0x0,
             "Payload bytes both sides exchanged in clear before the boundary", HFILL } },
+        { &hf_mailsec_auth_attempt,
+          { "Login attempt", "mailsec.auth.attempt", FT_UINT32, BASE_DEC, NULL, 0x0,
+            "1, 2, 3 ... within the session", HFILL } },
+        { &hf_mailsec_auth_mechanism,
+          { "Mechanism", "mailsec.auth.mechanism", FT_STRING, BASE_NONE, NULL, 0x0,
+            "SASL mechanism, or USER/PASS, APOP, IMAP-LOGIN", HFILL } },
+        { &hf_mailsec_auth_username,
+          { "Username", "mailsec.auth.username", FT_STRING, BASE_NONE, NULL, 0x0,
+            "The user (authentication identity) the client gave", HFILL } },
+        { &hf_mailsec_auth_authzid,
+          { "Authorization identity", "mailsec.auth.authzid", FT_STRING, BASE_NONE, NULL, 0x0,
+            "The identity to act as, where the mechanism carries one", HFILL } },
+        { &hf_mailsec_auth_password,
+          { "Password", "mailsec.auth.password", FT_STRING, BASE_NONE, NULL, 0x0,
+            "The cleartext password, where the mechanism sends one", HFILL } },
+        { &hf_mailsec_auth_token,
+          { "Bearer token", "mailsec.auth.token", FT_STRING, BASE_NONE, NULL, 0x0,
+            "OAuth 2.0 bearer token (XOAUTH2, OAUTHBEARER)", HFILL } },
+        { &hf_mailsec_auth_hash,
+          { "Crackable hash", "mailsec.auth.hash", FT_STRING, BASE_NONE, NULL, 0x0,
+            "hashcat input: 10200 CRAM-MD5, 20 APOP, 5500 NetNTLMv1, 5600 NetNTLMv2", HFILL } },
+        { &hf_mailsec_auth_realm,
+          { "Realm or domain", "mailsec.auth.realm", FT_STRING, BASE_NONE, NULL, 0x0,
+            "DIGEST-MD5 realm, NTLM domain", HFILL } },
+        { &hf_mailsec_auth_workstation,
+          { "Workstation", "mailsec.auth.workstation", FT_STRING, BASE_NONE, NULL, 0x0,
+            "NTLM workstation name", HFILL } },
+        { &hf_mailsec_auth_material,
+          { "Verification material", "mailsec.auth.material", FT_STRING, BASE_NONE, NULL, 0x0,
+            "DIGEST-MD5 response fields needed to test a password guess", HFILL } },
+        { &hf_mailsec_auth_exposed,
+          { "Sent in clear", "mailsec.auth.exposed", FT_BOOLEAN, BASE_NONE, NULL, 0x0,
+            "The login crossed the wire without TLS", HFILL } },
+        { &hf_mailsec_auth_result,
+          { "Result", "mailsec.auth.result", FT_STRING, BASE_NONE, NULL, 0x0,
+            "success, failure or aborted, from the server's reply", HFILL } },
+        { &hf_mailsec_auth_result_in,
+          { "Result in", "mailsec.auth.result_in", FT_FRAMENUM, BASE_NONE, FRAMENUM_TYPE(FT_FRAMENUM_RESPONSE), 0x0,
+            "The frame with the server's verdict", HFILL } },
+        { &hf_mailsec_auth_request_in,
+          { "Request in", "mailsec.auth.request_in", FT_FRAMENUM, BASE_NONE, FRAMENUM_TYPE(FT_FRAMENUM_REQUEST), 0x0,
+            "The frame that completed the client's part of the login", HFILL } },
+        { &hf_mailsec_session_auth_user,
+          { "Logged-in user", "mailsec.session.auth_user", FT_STRING, BASE_NONE, NULL, 0x0,
+            "The user of the session's last successful login", HFILL } },
         { &hf_mailsec_starttls_injected,
           { "Plaintext after STARTTLS", "mailsec.starttls.injected", FT_BYTES, BASE_NONE, NULL, 0x0,
             "Bytes that followed the STARTTLS command or its OK in the same segment", HFILL } },
     };
-    static gint *ett[] = { &ett_mailsec, &ett_mailsec_starttls };
+    static gint *ett[] = { &ett_mailsec, &ett_mailsec_starttls, &ett_mailsec_auth };
 
     proto_mailsec = proto_register_protocol("Mail Forensics", "MAILSEC", "mailsec");
     proto_register_field_array(proto_mailsec, hf, array_length(hf));
@@ -488,6 +687,13 @@ void proto_register_mailsec(void)
         &mailsec_prefs.heuristic);
     prefs_register_uint_preference(m, "max_line", "Longest normal line (bytes)",
         "Lines longer than this raise a malformed alert", 10, &mailsec_prefs.max_line);
+    prefs_register_uint_preference(m, "brute_force_threshold", "Brute-force threshold",
+        "Failed logins in one session, or from one client address, that raise a brute-force alert",
+        10, &mailsec_prefs.brute_force_threshold);
+    prefs_register_bool_preference(m, "hide_secrets", "Hide secrets",
+        "Show passwords and tokens as ******** (users and hashes stay), for screenshots and reports",
+        &mailsec_prefs.hide_secrets);
+    client_failures = wmem_map_new_autoreset(wmem_epan_scope(), wmem_file_scope(), g_str_hash, g_str_equal);
 
     mailsec_handle = create_dissector_handle(dissect_mailsec, proto_mailsec);
     register_postdissector(mailsec_handle);
@@ -521,4 +727,5 @@ void proto_reg_handoff_mailsec(void)
     imap_handle = find_dissector_add_dependency("imap", proto_mailsec);
     mailsec_heur_handoff();
     mailsec_tls_handoff();
+    mailsec_tap_handoff();
 }

@@ -67,8 +67,28 @@ typedef enum {
     MS_FACT_STARTTLS_RESULT,   /* ival: ms_starttls_result */
     MS_FACT_TLS_BEGIN,         /* ival: ms_transport now in force after this frame */
     MS_FACT_STARTTLS_INJECTED, /* ival: ms_dir; data: the plaintext after the command or OK */
-    MS_FACT_LINE_TOO_LONG      /* ival: ms_dir; ival2: bytes seen before the cut */
+    MS_FACT_LINE_TOO_LONG,     /* ival: ms_dir; ival2: bytes seen before the cut */
+    MS_FACT_AUTH_REQUEST,      /* the client's part of a login is complete.
+                                  ival: attempt; ival2: 1 if in clear; obj: ms_creds */
+    MS_FACT_AUTH_RESULT,       /* the server's verdict. ival: attempt; ival2: ms_auth_result;
+                                  obj: ms_creds; ref_frame: request frame;
+                                  count: failures so far in the session */
+    MS_FACT_AUTH_MALFORMED     /* ival: ms_auth_problem */
 } ms_fact_kind;
+
+typedef enum {
+    MS_AUTH_SUCCESS = 1,
+    MS_AUTH_FAILURE,
+    MS_AUTH_ABORTED
+} ms_auth_result;
+
+typedef enum {
+    MS_AUTH_BAD_BASE64 = 1,     /* a SASL message that is not base64 */
+    MS_AUTH_BAD_MESSAGE,        /* base64, but not what the mechanism defines */
+    MS_AUTH_BAD_ARGUMENTS       /* a login command without its arguments */
+} ms_auth_problem;
+
+const char *ms_auth_result_name(ms_auth_result r);
 
 typedef struct {
     ms_fact_kind kind;
@@ -76,6 +96,9 @@ typedef struct {
     int ival2;
     const uint8_t *data;
     size_t len;
+    const void *obj;     /* structured payload, see the kind */
+    uint32_t ref_frame;
+    uint32_t count;
 } ms_fact;
 
 typedef void (*ms_fact_sink)(void *ctx, const ms_fact *fact);

@@ -34,18 +34,127 @@ static void capability_check(ms_session *s, const uint8_t *p, size_t n)
         ms_starttls_offered(s);
 }
 
+/* ---- LOGIN arguments: atom, quoted string or literal (RFC 3501 astring) ---- */
+
+static void arg_append(ms_str_small *f, const uint8_t *p, size_t n)
+{
+    size_t room = MS_STR_SMALL - f->len;
+    size_t take = n < room ? n : room;
+    memcpy(f->s + f->len, p, take);
+    f->len += take;
+    f->s[f->len] = '\0';
+    f->set = true;
+    if (take < n)
+        f->truncated = true;
+}
+
+static ms_str_small *next_arg(ms_imap_args *a)
+{
+    if (a->count >= 2) {
+        a->overflow = true;
+        return NULL;
+    }
+    return &a->arg[a->count];
+}
+
+/* Parse a piece of the LOGIN command line; a literal announced at its end
+ * makes the following raw octets the next argument. */
+static void login_args_line(ms_session *s, ms_imap_args *a, const uint8_t *p, size_t n)
+{
+    uint64_t lit;
+    size_t end = n;
+    bool literal = ms_literal_at_end(p, n, &lit);
+    if (literal) {
+        while (end > 0 && p[end - 1] != '{')
+            end--;
+        end = end > 0 ? end - 1 : 0;
+    }
+    size_t i = 0;
+    while (i < end) {
+        while (i < end && p[i] == ' ')
+            i++;
+        if (i >= end)
+            break;
+        ms_str_small *f = next_arg(a);
+        if (p[i] == '"') {
+            i++;
+            while (i < end && p[i] != '"') {
+                if (p[i] == '\\' && i + 1 < end)
+                    i++;
+                if (f)
+                    arg_append(f, p + i, 1);
+                i++;
+            }
+            i++; /* closing quote */
+        } else {
+            size_t t = ms_token_len(p + i, end - i);
+            if (f)
+                arg_append(f, p + i, t);
+            i += t;
+        }
+        if (f) {
+            f->set = true;
+            a->count++;
+        }
+    }
+    if (literal) {
+        ms_str_small *f = next_arg(a);
+        if (f) {
+            f->set = true;
+            a->in_literal = lit > 0;
+            if (lit == 0)
+                a->count++;
+        }
+    }
+    (void)s;
+}
+
+static void login_finish(ms_session *s)
+{
+    ms_imap_state *st = &s->imap;
+    ms_imap_args *a = st->args;
+    ms_creds *c = ms_auth_new_creds(s);
+    if (c) {
+        c->mech = MS_MECH_IMAP_LOGIN;
+        if (a->arg[0].set)
+            ms_str_small_set(&c->username, a->arg[0].s, a->arg[0].len);
+        if (a->arg[1].set)
+            ms_str_small_set(&c->password, a->arg[1].s, a->arg[1].len);
+        c->username.truncated |= a->arg[0].truncated;
+        c->password.truncated |= a->arg[1].truncated;
+        if (a->count < 2)
+            ms_emit(s, MS_FACT_AUTH_MALFORMED, MS_AUTH_BAD_ARGUMENTS, 0, NULL, 0);
+        ms_auth_single(s, c);
+    }
+    s->alloc->free_fn(s->alloc->ctx, st->args);
+    st->args = NULL;
+}
+
 static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, unsigned flags)
 {
     ms_imap_state *st = &s->imap;
-    if (flags & MS_LINE_RAW)
-        return MS_LINES_CONTINUE; /* literal octets */
+    if (flags & MS_LINE_RAW) {
+        /* literal octets: a LOGIN argument, or data we pass over */
+        if (st->args && st->args->in_literal) {
+            ms_str_small *f = &st->args->arg[st->args->count];
+            arg_append(f, p, n);
+            if (flags & MS_LINE_RAW_END) {
+                st->args->in_literal = false;
+                st->args->count++;
+            }
+        }
+        return MS_LINES_CONTINUE;
+    }
     if (st->client_cont) {
+        if (st->args)
+            login_args_line(s, st->args, p, n);
         after_literal_check(s, MS_DIR_C2S, p, n, &st->client_cont);
+        if (st->args && !st->client_cont)
+            login_finish(s);
         return MS_LINES_CONTINUE;
     }
     if (st->in_sasl) {
-        if (n == 1 && p[0] == '*')
-            st->in_sasl = false; /* abort; the tagged BAD follows */
+        ms_auth_client_line(s, p, n); /* "*" aborts; the tagged BAD follows */
         return MS_LINES_CONTINUE;
     }
     size_t tl = ms_token_len(p, n);
@@ -61,9 +170,35 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     ms_pending_push(s, cmd, p, tl);
     if (cmd == IMAP_STARTTLS)
         return ms_starttls_command(s);
-    if (cmd == IMAP_AUTHENTICATE)
+    const uint8_t *rest = c + cl;
+    size_t rl = n - (size_t)(rest - p);
+    while (rl > 0 && *rest == ' ') {
+        rest++;
+        rl--;
+    }
+    if (cmd == IMAP_AUTHENTICATE) {
+        /* AUTHENTICATE mechanism [initial-response] (RFC 4959 SASL-IR) */
+        size_t ml = ms_token_len(rest, rl);
+        const uint8_t *init = rest + ml;
+        size_t il = rl - ml;
+        while (il > 0 && *init == ' ') {
+            init++;
+            il--;
+        }
+        ms_auth_start(s, rest, ml, init, il, il > 0);
         st->in_sasl = true;
+        return MS_LINES_CONTINUE;
+    }
+    if (cmd == IMAP_LOGIN && !st->args) {
+        st->args = s->alloc->realloc_fn(s->alloc->ctx, NULL, sizeof *st->args);
+        if (st->args) {
+            memset(st->args, 0, sizeof *st->args);
+            login_args_line(s, st->args, rest, rl);
+        }
+    }
     after_literal_check(s, MS_DIR_C2S, p, n, &st->client_cont);
+    if (st->args && !st->client_cont)
+        login_finish(s);
     return MS_LINES_CONTINUE;
 }
 
@@ -82,8 +217,12 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
         after_literal_check(s, MS_DIR_S2C, p, n, &st->server_cont);
         return MS_LINES_CONTINUE;
     }
-    if (n >= 1 && p[0] == '+')
-        return MS_LINES_CONTINUE; /* continuation request */
+    if (n >= 1 && p[0] == '+') {
+        /* continuation request: a SASL challenge during AUTHENTICATE */
+        if (st->in_sasl)
+            ms_auth_challenge(s, n > 2 ? p + 2 : p + n, n > 2 ? n - 2 : 0);
+        return MS_LINES_CONTINUE;
+    }
     size_t tl = ms_token_len(p, n);
     if (tl == 0 || tl >= n)
         return MS_LINES_CONTINUE;
@@ -96,8 +235,12 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
     uint8_t cmd;
     if (!ms_pending_take_tag(s, p, tl, &cmd, NULL))
         return MS_LINES_CONTINUE;
-    if (cmd == IMAP_AUTHENTICATE)
+    if (cmd == IMAP_AUTHENTICATE) {
         st->in_sasl = false;
+        ms_auth_verdict(s, ok);
+    } else if (cmd == IMAP_LOGIN) {
+        ms_auth_verdict(s, ok);
+    }
     if (cmd == IMAP_STARTTLS)
         return ms_starttls_reply(s, ok);
     return MS_LINES_CONTINUE;
@@ -110,6 +253,8 @@ ms_lines_verdict ms_imap_line(ms_session *s, ms_dir dir, const uint8_t *p, size_
 
 void ms_imap_tls_started(ms_session *s)
 {
+    if (s->imap.args)
+        s->alloc->free_fn(s->alloc->ctx, s->imap.args);
     memset(&s->imap, 0, sizeof s->imap);
     s->imap.greeted = true;
 }

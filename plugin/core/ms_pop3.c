@@ -13,7 +13,10 @@ enum {
     POP_CAPA,
     POP_STLS,
     POP_MULTI, /* RETR, TOP, LIST, UIDL without argument */
-    POP_AUTH
+    POP_AUTH,
+    POP_USER,
+    POP_PASS,
+    POP_APOP
 };
 
 static uint8_t classify(const uint8_t *p, size_t n)
@@ -26,7 +29,75 @@ static uint8_t classify(const uint8_t *p, size_t n)
     if ((ms_token_is(p, t, "LIST") || ms_token_is(p, t, "UIDL")) && !has_arg) return POP_MULTI;
     if (ms_token_is(p, t, "AUTH") && has_arg) return POP_AUTH;
     if (ms_token_is(p, t, "AUTH")) return POP_MULTI; /* the mechanism list */
+    if (ms_token_is(p, t, "USER")) return POP_USER;
+    if (ms_token_is(p, t, "PASS")) return POP_PASS;
+    if (ms_token_is(p, t, "APOP")) return POP_APOP;
     return POP_OTHER;
+}
+
+/* The argument after the command word: everything after one space (PASS
+ * allows spaces in the password, RFC 1939 says the rest of the line). */
+static void argument(const uint8_t *p, size_t n, const uint8_t **arg, size_t *alen)
+{
+    size_t t = ms_token_len(p, n);
+    size_t i = t < n ? t + 1 : n;
+    *arg = p + i;
+    *alen = n - i;
+}
+
+static void login_command(ms_session *s, uint8_t cmd, const uint8_t *p, size_t n)
+{
+    ms_pop3_state *st = &s->pop3;
+    const uint8_t *arg;
+    size_t alen;
+    argument(p, n, &arg, &alen);
+    if (cmd == POP_USER) {
+        st->user_len = alen < MS_STR_SMALL ? alen : MS_STR_SMALL;
+        memcpy(st->user, arg, st->user_len);
+        st->user[st->user_len] = '\0';
+        st->have_user = true;
+        return;
+    }
+    ms_creds *c = ms_auth_new_creds(s);
+    if (!c)
+        return;
+    if (cmd == POP_PASS) {
+        c->mech = MS_MECH_USER_PASS;
+        if (st->have_user)
+            ms_str_small_set(&c->username, st->user, st->user_len);
+        ms_str_small_set(&c->password, arg, alen);
+    } else { /* APOP name digest */
+        c->mech = MS_MECH_APOP;
+        size_t ul = ms_token_len(arg, alen);
+        ms_str_small_set(&c->username, arg, ul);
+        const uint8_t *dg = arg + ul;
+        size_t dl = alen - ul;
+        while (dl > 0 && *dg == ' ') {
+            dg++;
+            dl--;
+        }
+        if (!ms_apop_hash((const uint8_t *)st->apop_timestamp, st->apop_timestamp_len, dg, dl, c))
+            ms_emit(s, MS_FACT_AUTH_MALFORMED, MS_AUTH_BAD_ARGUMENTS, 0, NULL, 0);
+    }
+    ms_auth_single(s, c);
+}
+
+/* RFC 1939: an APOP-capable greeting carries a timestamp "<...>". */
+static void greeting(ms_session *s, const uint8_t *p, size_t n)
+{
+    ms_pop3_state *st = &s->pop3;
+    const uint8_t *lt = memchr(p, '<', n);
+    if (!lt)
+        return;
+    const uint8_t *gt = memchr(lt, '>', n - (size_t)(lt - p));
+    if (!gt)
+        return;
+    size_t len = (size_t)(gt - lt) + 1;
+    if (len > MS_STR_SMALL)
+        return;
+    memcpy(st->apop_timestamp, lt, len);
+    st->apop_timestamp[len] = '\0';
+    st->apop_timestamp_len = len;
 }
 
 static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, unsigned flags)
@@ -36,16 +107,37 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
         return MS_LINES_CONTINUE;
     if (st->in_sasl) {
         /* a SASL response line; "*" aborts (RFC 5034) */
-        if (n == 1 && p[0] == '*')
-            st->in_sasl = false;
+        ms_auth_client_line(s, p, n);
         return MS_LINES_CONTINUE;
     }
     uint8_t cmd = classify(p, n);
     ms_pending_push(s, cmd, NULL, 0);
-    if (cmd == POP_STLS)
+    switch (cmd) {
+    case POP_STLS:
         return ms_starttls_command(s);
-    if (cmd == POP_AUTH)
+    case POP_AUTH: {
+        const uint8_t *arg;
+        size_t alen;
+        argument(p, n, &arg, &alen);
+        size_t ml = ms_token_len(arg, alen);
+        const uint8_t *init = arg + ml;
+        size_t il = alen - ml;
+        while (il > 0 && *init == ' ') {
+            init++;
+            il--;
+        }
+        ms_auth_start(s, arg, ml, init, il, il > 0);
         st->in_sasl = true;
+        break;
+    }
+    case POP_USER:
+    case POP_PASS:
+    case POP_APOP:
+        login_command(s, cmd, p, n);
+        break;
+    default:
+        break;
+    }
     return MS_LINES_CONTINUE;
 }
 
@@ -67,12 +159,16 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
     bool err = ms_ci_prefix(p, n, "-ERR");
     if (!ok && !err) {
         /* "+ challenge" during AUTH, or noise */
+        if (st->in_sasl && n >= 1 && p[0] == '+')
+            ms_auth_challenge(s, n > 2 ? p + 2 : p + n, n > 2 ? n - 2 : 0);
         return MS_LINES_CONTINUE;
     }
     if (!st->greeted) {
         st->greeted = true;
-        if (s->pending.count == 0)
+        if (s->pending.count == 0) {
+            greeting(s, p, n);
             return MS_LINES_CONTINUE;
+        }
     }
     uint8_t cmd;
     if (!ms_pending_pop(s, &cmd, NULL))
@@ -82,6 +178,11 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
         return ms_starttls_reply(s, ok);
     case POP_AUTH:
         st->in_sasl = false;
+        ms_auth_verdict(s, ok);
+        break;
+    case POP_PASS:
+    case POP_APOP:
+        ms_auth_verdict(s, ok);
         break;
     case POP_CAPA:
     case POP_MULTI:
@@ -103,6 +204,10 @@ ms_lines_verdict ms_pop3_line(ms_session *s, ms_dir dir, const uint8_t *p, size_
 
 void ms_pop3_tls_started(ms_session *s)
 {
+    /* the APOP timestamp came with the greeting, before TLS: keep it */
+    ms_pop3_state keep = s->pop3;
     memset(&s->pop3, 0, sizeof s->pop3);
     s->pop3.greeted = true;
+    memcpy(s->pop3.apop_timestamp, keep.apop_timestamp, sizeof keep.apop_timestamp);
+    s->pop3.apop_timestamp_len = keep.apop_timestamp_len;
 }

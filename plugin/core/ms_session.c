@@ -44,6 +44,16 @@ const char *ms_transport_name(ms_transport t)
     }
 }
 
+const char *ms_auth_result_name(ms_auth_result r)
+{
+    switch (r) {
+    case MS_AUTH_SUCCESS: return "success";
+    case MS_AUTH_FAILURE: return "failure";
+    case MS_AUTH_ABORTED: return "aborted";
+    default: return "unknown";
+    }
+}
+
 const char *ms_starttls_result_name(ms_starttls_result r)
 {
     switch (r) {
@@ -77,6 +87,9 @@ void ms_session_free(ms_session *s)
 {
     if (!s)
         return;
+    ms_auth_reset(s);
+    if (s->imap.args)
+        s->alloc->free_fn(s->alloc->ctx, s->imap.args);
     ms_lines_free(&s->lines[0]);
     ms_lines_free(&s->lines[1]);
     s->alloc->free_fn(s->alloc->ctx, s);
@@ -88,6 +101,15 @@ bool ms_session_tls(const ms_session *s) { return s->transport != MS_TRANSPORT_C
 uint32_t ms_session_boundary(const ms_session *s) { return s->boundary; }
 uint64_t ms_session_cleartext_bytes(const ms_session *s) { return s->cleartext_bytes; }
 
+const char *ms_session_auth_user(const ms_session *s, size_t *len, unsigned *gen)
+{
+    if (gen)
+        *gen = s->auth_user_gen;
+    if (len)
+        *len = s->auth_user_len;
+    return s->auth_user_gen ? s->auth_user : NULL;
+}
+
 ms_transport ms_session_frame_transport(const ms_session *s, uint32_t frame)
 {
     if (s->transport == MS_TRANSPORT_STARTTLS && frame <= s->boundary)
@@ -97,10 +119,15 @@ ms_transport ms_session_frame_transport(const ms_session *s, uint32_t frame)
 
 void ms_emit(ms_session *s, ms_fact_kind kind, int ival, int ival2, const uint8_t *data, size_t len)
 {
+    ms_fact f = { kind, ival, ival2, data, len, NULL, 0, 0 };
+    ms_emit_fact(s, &f);
+}
+
+void ms_emit_fact(ms_session *s, const ms_fact *f)
+{
     if (!s->ctx || !s->ctx->sink)
         return;
-    ms_fact f = { kind, ival, ival2, data, len };
-    s->ctx->sink(s->ctx->sink_ctx, &f);
+    s->ctx->sink(s->ctx->sink_ctx, f);
 }
 
 /* ---- pending commands ---------------------------------------------------- */
@@ -196,6 +223,7 @@ static void switch_to_tls(ms_session *s, ms_transport t)
     ms_lines_reset(&s->lines[0]);
     ms_lines_reset(&s->lines[1]);
     ms_pending_clear(s);
+    ms_auth_reset(s);
     switch (s->proto) {
     case MS_PROTO_SMTP: ms_smtp_tls_started(s); break;
     case MS_PROTO_POP3: ms_pop3_tls_started(s); break;

@@ -44,5 +44,7 @@ bool ms_session_tls(const ms_session *s);
 /* Last cleartext frame before STARTTLS took effect (0: none). */
 uint32_t ms_session_boundary(const ms_session *s);
 uint64_t ms_session_cleartext_bytes(const ms_session *s);
+/* The user of the last successful login (NULL if none); gen changes with it. */
+const char *ms_session_auth_user(const ms_session *s, size_t *len, unsigned *gen);
 
 #endif

@@ -5,6 +5,7 @@
 #define MS_SESSION_INT_H
 
 #include "ms_lines.h"
+#include "ms_sasl.h"
 #include "ms_session.h"
 
 /* Commands awaiting a reply, oldest first. Pipelining clients send many at
@@ -25,6 +26,7 @@ typedef struct {
 typedef struct {
     bool greeted;
     bool in_data;       /* client is sending a DATA body */
+    bool in_sasl;       /* client lines are SASL responses, not commands */
     bool reply_open;    /* inside a multi-line reply */
     int reply_code;
 } ms_smtp_state;
@@ -34,14 +36,46 @@ typedef struct {
     bool multiline;     /* server is sending a multi-line body */
     uint8_t multiline_cmd;
     bool in_sasl;       /* client lines are SASL responses, not commands */
+    char apop_timestamp[MS_STR_SMALL + 1]; /* "<...>" from the greeting */
+    size_t apop_timestamp_len;
+    char user[MS_STR_SMALL + 1];           /* the last USER, waiting for PASS */
+    size_t user_len;
+    bool have_user;
 } ms_pop3_state;
+
+/* Arguments of an IMAP LOGIN being read: atoms, quoted strings, literals. */
+typedef struct {
+    ms_str_small arg[2];
+    unsigned count;     /* arguments complete so far */
+    bool in_literal;    /* raw octets go to arg[count] */
+    bool overflow;      /* more than two arguments */
+} ms_imap_args;
 
 typedef struct {
     bool greeted;
     bool client_cont;   /* next client line continues a command after a literal */
     bool server_cont;   /* next server line continues a response after a literal */
     bool in_sasl;
+    ms_imap_args *args; /* set while a LOGIN command is read */
+    char login_tag[MS_TAG_MAX + 1];
+    size_t login_tag_len;
 } ms_imap_state;
+
+/* One login exchange in progress (at most one per session at a time). */
+typedef struct {
+    bool active;
+    ms_creds *creds;        /* allocated while active */
+    unsigned attempt;
+    unsigned client_msgs;   /* SASL messages from the client so far */
+    bool requested;         /* the REQUEST fact was emitted */
+    bool aborted;           /* the client sent "*" */
+    uint32_t request_frame;
+    char challenge[MS_STR_SMALL + 1]; /* the first server challenge, as sent */
+    size_t challenge_len;
+    bool have_challenge;
+    uint8_t ntlm_challenge[8];
+    bool have_ntlm_challenge;
+} ms_auth;
 
 struct ms_session {
     const ms_allocator *alloc;
@@ -59,6 +93,12 @@ struct ms_session {
     uint32_t last_cleartext_frame;
 
     ms_pending pending;
+    ms_auth auth;
+    unsigned attempts;      /* login attempts so far */
+    unsigned failures;
+    char auth_user[MS_STR_SMALL + 1]; /* the user of the last successful login */
+    size_t auth_user_len;
+    unsigned auth_user_gen; /* changes whenever auth_user does */
     ms_smtp_state smtp;
     ms_pop3_state pop3;
     ms_imap_state imap;
@@ -69,6 +109,24 @@ struct ms_session {
 };
 
 void ms_emit(ms_session *s, ms_fact_kind kind, int ival, int ival2, const uint8_t *data, size_t len);
+void ms_emit_fact(ms_session *s, const ms_fact *f);
+
+/* Login mechanics common to the three protocols (ms_auth.c). */
+/* A SASL exchange starts (AUTH / AUTHENTICATE); initial: the initial response
+ * if the command carried one ("=" for an empty one). */
+void ms_auth_start(ms_session *s, const uint8_t *mech, size_t mlen, const uint8_t *initial, size_t ilen,
+                   bool has_initial);
+/* A server challenge line's text (base64, after "334 " or "+ "). */
+void ms_auth_challenge(ms_session *s, const uint8_t *b64, size_t len);
+/* A client line during the exchange (base64, or "*" to abort). */
+void ms_auth_client_line(ms_session *s, const uint8_t *line, size_t len);
+/* A login in one command (USER/PASS, APOP, IMAP LOGIN): creds filled by the adapter. */
+void ms_auth_single(ms_session *s, ms_creds *creds);
+/* The server's verdict on the exchange in progress. */
+void ms_auth_verdict(ms_session *s, bool success);
+/* Forget an exchange in progress (TLS started, session freed). */
+void ms_auth_reset(ms_session *s);
+ms_creds *ms_auth_new_creds(ms_session *s);
 
 /* STARTTLS mechanics common to the three protocols. */
 void ms_starttls_offered(ms_session *s);

@@ -54,11 +54,31 @@ static bool bdat_size(const uint8_t *p, size_t n, uint64_t *size)
     return true;
 }
 
+/* AUTH <mechanism> [initial-response] (RFC 4954) */
+static void auth_command(ms_session *s, const uint8_t *p, size_t n)
+{
+    size_t i = 4;
+    while (i < n && p[i] == ' ')
+        i++;
+    size_t ml = ms_token_len(p + i, n - i);
+    const uint8_t *mech = p + i;
+    i += ml;
+    while (i < n && p[i] == ' ')
+        i++;
+    size_t il = ms_token_len(p + i, n - i);
+    ms_auth_start(s, mech, ml, p + i, il, il > 0);
+    s->smtp.in_sasl = true;
+}
+
 static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, unsigned flags)
 {
     ms_smtp_state *st = &s->smtp;
     if (flags & MS_LINE_RAW)
         return MS_LINES_CONTINUE; /* BDAT chunk octets */
+    if (st->in_sasl) {
+        ms_auth_client_line(s, p, n);
+        return MS_LINES_CONTINUE;
+    }
     if (st->in_data) {
         if (n == 1 && p[0] == '.') {
             st->in_data = false;
@@ -74,6 +94,9 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     case SMTP_DATA:
         /* The body follows the 354; a refusal takes us out again. */
         st->in_data = true;
+        break;
+    case SMTP_AUTH:
+        auth_command(s, p, n);
         break;
     case SMTP_BDAT: {
         uint64_t size;
@@ -115,6 +138,10 @@ static ms_lines_verdict reply_done(ms_session *s, int code)
         if (code != 354)
             st->in_data = false;
         break;
+    case SMTP_AUTH:
+        st->in_sasl = false;
+        ms_auth_verdict(s, code == 235);
+        break;
     default:
         break;
     }
@@ -140,6 +167,11 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
     st->reply_code = code;
     if (!last)
         return MS_LINES_CONTINUE;
+    if (code == 334 && st->in_sasl) {
+        /* a challenge: the AUTH command is still waiting for its verdict */
+        ms_auth_challenge(s, n > 4 ? p + 4 : p + n, n > 4 ? n - 4 : 0);
+        return MS_LINES_CONTINUE;
+    }
     return reply_done(s, code);
 }
 

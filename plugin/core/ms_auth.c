@@ -1,0 +1,224 @@
+/* ms_auth.c — the login exchange, whatever the protocol carrying it.
+ *
+ * The adapters say when an exchange starts (AUTH, AUTHENTICATE, USER/PASS,
+ * APOP, LOGIN), pass on the server's challenges and the client's messages, and
+ * report the verdict. Here each mechanism's messages are decoded and two facts
+ * come out per attempt: REQUEST when the client's part is complete (the frame an
+ * analyst wants for the secret), RESULT on the server's verdict.
+ */
+#include "ms_session_int.h"
+
+#include <string.h>
+
+ms_creds *ms_auth_new_creds(ms_session *s)
+{
+    ms_creds *c = s->alloc->realloc_fn(s->alloc->ctx, NULL, sizeof *c);
+    if (c)
+        ms_creds_clear(c);
+    return c;
+}
+
+void ms_auth_reset(ms_session *s)
+{
+    ms_auth *a = &s->auth;
+    if (a->creds)
+        s->alloc->free_fn(s->alloc->ctx, a->creds);
+    memset(a, 0, sizeof *a);
+}
+
+static void emit_request(ms_session *s)
+{
+    ms_auth *a = &s->auth;
+    if (a->requested || !a->creds)
+        return;
+    a->requested = true;
+    a->request_frame = s->ctx ? s->ctx->frame : 0;
+    ms_fact f = { MS_FACT_AUTH_REQUEST, (int)a->attempt,
+                  s->transport == MS_TRANSPORT_CLEARTEXT, NULL, 0, a->creds, 0, 0 };
+    ms_emit_fact(s, &f);
+}
+
+static void malformed(ms_session *s, ms_auth_problem p)
+{
+    ms_emit(s, MS_FACT_AUTH_MALFORMED, (int)p, 0, NULL, 0);
+}
+
+static bool begin(ms_session *s, ms_creds *creds)
+{
+    ms_auth_reset(s);
+    if (!creds)
+        return false;
+    s->auth.active = true;
+    s->auth.creds = creds;
+    s->auth.attempt = ++s->attempts;
+    return true;
+}
+
+/* One decoded SASL message from the client, by mechanism. */
+static void client_message(ms_session *s, const uint8_t *m, size_t n)
+{
+    ms_auth *a = &s->auth;
+    ms_creds *c = a->creds;
+    unsigned k = ++a->client_msgs;
+    switch (c->mech) {
+    case MS_MECH_PLAIN:
+        if (!ms_sasl_plain(m, n, c))
+            malformed(s, MS_AUTH_BAD_MESSAGE);
+        emit_request(s);
+        break;
+    case MS_MECH_LOGIN:
+        if (k == 1) {
+            ms_str_small_set(&c->username, m, n);
+        } else if (k == 2) {
+            ms_str_small_set(&c->password, m, n);
+            emit_request(s);
+        }
+        break;
+    case MS_MECH_CRAM_MD5:
+        if (k == 1) {
+            if (!ms_sasl_cram_md5((const uint8_t *)a->challenge, a->challenge_len, m, n, c))
+                malformed(s, MS_AUTH_BAD_MESSAGE);
+            emit_request(s);
+        }
+        break;
+    case MS_MECH_DIGEST_MD5:
+        /* the digest-response; a later empty message acknowledges rspauth */
+        if (!a->requested && n > 0) {
+            if (!ms_sasl_digest_md5(m, n, c))
+                malformed(s, MS_AUTH_BAD_MESSAGE);
+            emit_request(s);
+        }
+        break;
+    case MS_MECH_NTLM: {
+        int type = ms_ntlmssp_type(m, n);
+        if (type == 3) {
+            if (!ms_ntlmssp_authenticate(m, n, a->have_ntlm_challenge ? a->ntlm_challenge : NULL, c))
+                malformed(s, MS_AUTH_BAD_MESSAGE);
+            emit_request(s);
+        } else if (type != 1) {
+            malformed(s, MS_AUTH_BAD_MESSAGE);
+        }
+        break;
+    }
+    case MS_MECH_XOAUTH2:
+        if (k == 1) {
+            if (!ms_sasl_xoauth2(m, n, c))
+                malformed(s, MS_AUTH_BAD_MESSAGE);
+            emit_request(s);
+        }
+        break;
+    case MS_MECH_OAUTHBEARER:
+        if (k == 1) {
+            if (!ms_sasl_oauthbearer(m, n, c))
+                malformed(s, MS_AUTH_BAD_MESSAGE);
+            emit_request(s);
+        }
+        break;
+    case MS_MECH_SCRAM_SHA_1:
+    case MS_MECH_SCRAM_SHA_256:
+        if (k == 1) {
+            if (!ms_sasl_scram_client_first(m, n, c))
+                malformed(s, MS_AUTH_BAD_MESSAGE);
+        } else if (k == 2) {
+            emit_request(s); /* client-final: the proof */
+        }
+        break;
+    default:
+        /* GSSAPI, EXTERNAL, ANONYMOUS, unknown: the mechanism and who tried */
+        if (c->mech == MS_MECH_ANONYMOUS && k == 1)
+            ms_str_small_set(&c->username, m, n); /* trace information */
+        emit_request(s);
+        break;
+    }
+}
+
+static void client_b64(ms_session *s, const uint8_t *b64, size_t len)
+{
+    ms_auth *a = &s->auth;
+    if (len == 1 && b64[0] == '*') {
+        a->aborted = true;
+        emit_request(s);
+        return;
+    }
+    if (len == 1 && b64[0] == '=') {
+        client_message(s, (const uint8_t *)"", 0);
+        return;
+    }
+    size_t cap = len / 4 * 3 + 3;
+    uint8_t *buf = s->alloc->realloc_fn(s->alloc->ctx, NULL, cap);
+    if (!buf)
+        return;
+    long n = ms_b64_decode(b64, len, buf, cap);
+    if (n < 0)
+        malformed(s, MS_AUTH_BAD_BASE64);
+    else
+        client_message(s, buf, (size_t)n);
+    s->alloc->free_fn(s->alloc->ctx, buf);
+}
+
+void ms_auth_start(ms_session *s, const uint8_t *mech, size_t mlen, const uint8_t *initial, size_t ilen,
+                   bool has_initial)
+{
+    if (!begin(s, ms_auth_new_creds(s)))
+        return;
+    ms_creds *c = s->auth.creds;
+    c->mech = ms_sasl_mech_from_name(mech, mlen);
+    ms_str_small_set(&c->mech_name, mech, mlen);
+    if (mlen == 0)
+        malformed(s, MS_AUTH_BAD_ARGUMENTS);
+    if (has_initial)
+        client_b64(s, initial, ilen);
+}
+
+void ms_auth_challenge(ms_session *s, const uint8_t *b64, size_t len)
+{
+    ms_auth *a = &s->auth;
+    if (!a->active)
+        return;
+    if (!a->have_challenge) {
+        size_t keep = len < MS_STR_SMALL ? len : MS_STR_SMALL;
+        memcpy(a->challenge, b64, keep);
+        a->challenge[keep] = '\0';
+        a->challenge_len = keep;
+        a->have_challenge = true;
+    }
+    if (a->creds->mech == MS_MECH_NTLM && !a->have_ntlm_challenge) {
+        uint8_t buf[1024];
+        long n = len / 4 * 3 + 3 <= sizeof buf ? ms_b64_decode(b64, len, buf, sizeof buf) : -1;
+        if (n > 0 && ms_ntlmssp_type(buf, (size_t)n) == 2 &&
+            ms_ntlmssp_challenge(buf, (size_t)n, a->ntlm_challenge))
+            a->have_ntlm_challenge = true;
+    }
+}
+
+void ms_auth_client_line(ms_session *s, const uint8_t *line, size_t len)
+{
+    if (s->auth.active)
+        client_b64(s, line, len);
+}
+
+void ms_auth_single(ms_session *s, ms_creds *creds)
+{
+    if (begin(s, creds))
+        emit_request(s);
+}
+
+void ms_auth_verdict(ms_session *s, bool success)
+{
+    ms_auth *a = &s->auth;
+    if (!a->active)
+        return;
+    emit_request(s); /* an exchange the server ended before the client finished */
+    ms_auth_result r = a->aborted ? MS_AUTH_ABORTED : success ? MS_AUTH_SUCCESS : MS_AUTH_FAILURE;
+    if (r == MS_AUTH_FAILURE)
+        s->failures++;
+    if (r == MS_AUTH_SUCCESS && a->creds->username.set) {
+        memcpy(s->auth_user, a->creds->username.s, a->creds->username.len + 1);
+        s->auth_user_len = a->creds->username.len;
+        s->auth_user_gen++;
+    }
+    ms_fact f = { MS_FACT_AUTH_RESULT, (int)a->attempt, (int)r, NULL, 0, a->creds,
+                  a->request_frame, s->failures };
+    ms_emit_fact(s, &f);
+    ms_auth_reset(s);
+}
