@@ -6,6 +6,7 @@
  * come out per attempt: REQUEST when the client's part is complete (the frame an
  * analyst wants for the secret), RESULT on the server's verdict.
  */
+#include "ms_detect.h"
 #include "ms_session_int.h"
 
 #include <string.h>
@@ -189,6 +190,23 @@ void ms_auth_challenge(ms_session *s, const uint8_t *b64, size_t len)
             ms_ntlmssp_challenge(buf, (size_t)n, a->ntlm_challenge))
             a->have_ntlm_challenge = true;
     }
+}
+
+void ms_auth_start_args(ms_session *s, const uint8_t *args, size_t n)
+{
+    while (n > 0 && *args == ' ') {
+        args++;
+        n--;
+    }
+    size_t ml = ms_token_len(args, n);
+    const uint8_t *init = args + ml;
+    size_t il = n - ml;
+    while (il > 0 && *init == ' ') {
+        init++;
+        il--;
+    }
+    il = ms_token_len(init, il);
+    ms_auth_start(s, args, ml, init, il, il > 0);
 }
 
 void ms_auth_client_line(ms_session *s, const uint8_t *line, size_t len)

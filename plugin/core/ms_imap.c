@@ -178,14 +178,7 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     }
     if (cmd == IMAP_AUTHENTICATE) {
         /* AUTHENTICATE mechanism [initial-response] (RFC 4959 SASL-IR) */
-        size_t ml = ms_token_len(rest, rl);
-        const uint8_t *init = rest + ml;
-        size_t il = rl - ml;
-        while (il > 0 && *init == ' ') {
-            init++;
-            il--;
-        }
-        ms_auth_start(s, rest, ml, init, il, il > 0);
+        ms_auth_start_args(s, rest, rl);
         st->in_sasl = true;
         return MS_LINES_CONTINUE;
     }

@@ -115,21 +115,10 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     switch (cmd) {
     case POP_STLS:
         return ms_starttls_command(s);
-    case POP_AUTH: {
-        const uint8_t *arg;
-        size_t alen;
-        argument(p, n, &arg, &alen);
-        size_t ml = ms_token_len(arg, alen);
-        const uint8_t *init = arg + ml;
-        size_t il = alen - ml;
-        while (il > 0 && *init == ' ') {
-            init++;
-            il--;
-        }
-        ms_auth_start(s, arg, ml, init, il, il > 0);
+    case POP_AUTH: /* AUTH mechanism [initial-response] (RFC 5034) */
+        ms_auth_start_args(s, p + 4, n - 4);
         st->in_sasl = true;
         break;
-    }
     case POP_USER:
     case POP_PASS:
     case POP_APOP:

@@ -116,6 +116,8 @@ void ms_emit_fact(ms_session *s, const ms_fact *f);
  * if the command carried one ("=" for an empty one). */
 void ms_auth_start(ms_session *s, const uint8_t *mech, size_t mlen, const uint8_t *initial, size_t ilen,
                    bool has_initial);
+/* The same, from the command's arguments "mechanism [initial-response]". */
+void ms_auth_start_args(ms_session *s, const uint8_t *args, size_t n);
 /* A server challenge line's text (base64, after "334 " or "+ "). */
 void ms_auth_challenge(ms_session *s, const uint8_t *b64, size_t len);
 /* A client line during the exchange (base64, or "*" to abort). */

@@ -54,22 +54,6 @@ static bool bdat_size(const uint8_t *p, size_t n, uint64_t *size)
     return true;
 }
 
-/* AUTH <mechanism> [initial-response] (RFC 4954) */
-static void auth_command(ms_session *s, const uint8_t *p, size_t n)
-{
-    size_t i = 4;
-    while (i < n && p[i] == ' ')
-        i++;
-    size_t ml = ms_token_len(p + i, n - i);
-    const uint8_t *mech = p + i;
-    i += ml;
-    while (i < n && p[i] == ' ')
-        i++;
-    size_t il = ms_token_len(p + i, n - i);
-    ms_auth_start(s, mech, ml, p + i, il, il > 0);
-    s->smtp.in_sasl = true;
-}
-
 static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, unsigned flags)
 {
     ms_smtp_state *st = &s->smtp;
@@ -95,8 +79,9 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
         /* The body follows the 354; a refusal takes us out again. */
         st->in_data = true;
         break;
-    case SMTP_AUTH:
-        auth_command(s, p, n);
+    case SMTP_AUTH: /* AUTH mechanism [initial-response] (RFC 4954) */
+        ms_auth_start_args(s, p + 4, n - 4);
+        st->in_sasl = true;
         break;
     case SMTP_BDAT: {
         uint64_t size;

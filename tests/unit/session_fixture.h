@@ -12,52 +12,12 @@
 
 #include <cmocka.h>
 
+#include "counting_alloc.h"
 #include "ms_sasl.h"
 #include "ms_session.h"
 
 /* not every test file uses every helper */
 #pragma GCC diagnostic ignored "-Wunused-function"
-
-/* ---- a counting allocator: every test checks nothing is left -------------- */
-
-typedef struct {
-    size_t live;
-    size_t peak;
-} counter;
-
-typedef struct {
-    size_t size;
-    size_t pad;
-} hdr;
-
-static void *count_realloc(void *ctx, void *ptr, size_t size)
-{
-    counter *c = ctx;
-    size_t old = 0;
-    hdr *h = NULL;
-    if (ptr) {
-        h = (hdr *)ptr - 1;
-        old = h->size;
-    }
-    hdr *nh = realloc(h, sizeof *nh + size);
-    if (!nh)
-        return NULL;
-    nh->size = size;
-    c->live = c->live - old + size;
-    if (c->live > c->peak)
-        c->peak = c->live;
-    return nh + 1;
-}
-
-static void count_free(void *ctx, void *ptr)
-{
-    counter *c = ctx;
-    if (!ptr)
-        return;
-    hdr *h = (hdr *)ptr - 1;
-    c->live -= h->size;
-    free(h);
-}
 
 /* ---- a fact recorder ------------------------------------------------------- */
 
