@@ -24,7 +24,10 @@ FIELDS = ["tcp.stream", "frame.number", "ip.src", "ipv6.src", "tcp.srcport", "ip
           "tcp.dstport", "mailsec.proto", "mailsec.detected_by", "mailsec.transport",
           "mailsec.direction", "mailsec.decrypted", "mailsec.starttls.offered",
           "mailsec.starttls.command", "mailsec.starttls.result", "mailsec.starttls.boundary",
-          "mailsec.starttls.cleartext_bytes", "mailsec.starttls.injected"]
+          "mailsec.starttls.cleartext_bytes", "mailsec.starttls.injected",
+          "mailsec.auth.attempt", "mailsec.auth.mechanism", "mailsec.auth.username",
+          "mailsec.auth.password", "mailsec.auth.hash", "mailsec.auth.token", "mailsec.auth.result",
+          "mailsec.auth.exposed"]
 
 
 class Stage:
@@ -104,9 +107,41 @@ def describe(frames):
     if transport != "cleartext":
         n = sum(r["mailsec.decrypted"] in ("1", "True") for r in frames)
         notes.append("%d frame%s decrypted" % (n, "" if n == 1 else "s") if n else "not decrypted (no keys)")
+    logins = describe_logins(frames)
+    if logins:
+        notes.append(logins)
     return "stream %-3s %s -> %s  %-4s  %-12s  detected by %-9s  %s" % (
         frames[0]["tcp.stream"], client, server, last["mailsec.proto"], transport,
         last["mailsec.detected_by"], "; ".join(notes))
+
+
+def describe_logins(frames):
+    """user, mechanism, verdict and exposure of each login attempt."""
+    attempts = collections.OrderedDict()
+    for r in frames:
+        n = r["mailsec.auth.attempt"]
+        if not n:
+            continue
+        a = attempts.setdefault(n, {"result": "unknown"})
+        if r["mailsec.auth.result"]:
+            a["result"] = r["mailsec.auth.result"]
+        else:
+            a["mech"] = r["mailsec.auth.mechanism"]
+            a["user"] = r["mailsec.auth.username"] or "?"
+            a["exposed"] = r["mailsec.auth.exposed"] in ("1", "True")
+            a["secret"] = ("password" if r["mailsec.auth.password"] else "hash" if r["mailsec.auth.hash"]
+                           else "token" if r["mailsec.auth.token"] else "")
+        a.setdefault("mech", r["mailsec.auth.mechanism"])
+        a.setdefault("user", r["mailsec.auth.username"] or "?")
+    out = []
+    for a in attempts.values():
+        text = "%s %s %s" % (a["user"], a["mech"], a["result"])
+        if a.get("exposed"):
+            text += " (%s in clear)" % (a["secret"] or "login")
+        out.append(text)
+    if not out:
+        return ""
+    return "login%s: %s" % ("" if len(out) == 1 else "s", ", ".join(out))
 
 
 def main():
