@@ -1,7 +1,8 @@
 #!/bin/bash
 # Regenerate the real-server captures: run a throwaway Postfix + Dovecot on
-# 127.0.0.1, let captures/driver.py drive Python's mail clients against them
-# under dumpcap, then stop both servers and remove every trace.
+# 127.0.0.1 (and captures/peer.py, a scripted peer for the SASL mechanisms they
+# lack, on 127.0.0.2), let captures/driver.py drive Python's mail clients
+# against them under dumpcap, then stop all three and remove every trace.
 #
 #   usage (as root): bash captures/generate.sh OUTDIR
 set -euo pipefail
@@ -9,6 +10,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CONFIG=$HERE/config
 PORTS=(25 587 465 110 995 143 993 2525 1143)
+# The scripted peer: same port numbers as the real servers, another loopback address.
+PEER_HOST=127.0.0.2
+PEER_PORTS=(25 143 110)
 # tshark brings dumpcap; iproute2 brings ss.
 PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-pop3d python3 openssl tshark iproute2)
 # The distribution's interpreter, not whatever shim comes first in PATH.
@@ -56,6 +60,16 @@ busy_ports() {
     return 0
 }
 
+# How many of the peer's ports have a listener on the peer's address.
+peer_listening() {
+    local listening p n=0
+    listening=$(ss -Hltn | awk '{print $4}')
+    for p in "${PEER_PORTS[@]}"; do
+        grep -Fxq "$PEER_HOST:$p" <<<"$listening" && n=$((n + 1))
+    done
+    echo "$n"
+}
+
 # Stop a daemon by the PID in its pid file and wait until it is gone.
 stop_by_pidfile() {
     local file=$1 name=$2 pid
@@ -77,6 +91,7 @@ cleanup() {
     trap - EXIT
     set +e
     if [ -n "$RUNDIR" ] && [ -d "$RUNDIR" ]; then
+        [ -s "$RUNDIR/peer.pid" ] && stop_by_pidfile "$RUNDIR/peer.pid" peer.py
         stop_by_pidfile "$RUNDIR/postfix-queue/pid/master.pid" postfix
         stop_by_pidfile "$RUNDIR/dovecot-run/master.pid" dovecot
         # Children close their listening sockets a moment after the masters exit.
@@ -87,7 +102,7 @@ cleanup() {
         [ -z "$(busy_ports)" ] || echo "generate.sh: ports still busy after stop: $(busy_ports | tr '\n' ' ')" >&2
         if [ "$rc" -ne 0 ]; then
             echo "generate.sh: failed ($rc); server logs follow" >&2
-            tail -n 40 "$RUNDIR/postfix.log" "$RUNDIR/dovecot.log" >&2 2>/dev/null
+            tail -n 40 "$RUNDIR/postfix.log" "$RUNDIR/dovecot.log" "$RUNDIR/peer.log" >&2 2>/dev/null
         fi
         rm -rf -- "$RUNDIR"
     fi
@@ -131,5 +146,16 @@ for _ in $(seq 200); do
 done
 [ "$(busy_ports | wc -l)" -eq ${#PORTS[@]} ] \
     || die "servers not listening on all ports (have: $(busy_ports | tr '\n' ' '))"
+
+# The scripted peer (NTLM, XOAUTH2, OAUTHBEARER, GSSAPI) on 127.0.0.2, which is
+# loopback too (all of 127.0.0.0/8 is), beside the real servers on 127.0.0.1.
+"$PYTHON" "$HERE/peer.py" --host "$PEER_HOST" >"$RUNDIR/peer.log" 2>&1 &
+echo $! >"$RUNDIR/peer.pid"
+for _ in $(seq 100); do
+    [ "$(peer_listening)" -eq ${#PEER_PORTS[@]} ] && break
+    kill -0 "$(cat "$RUNDIR/peer.pid")" 2>/dev/null || die "peer.py exited: $(cat "$RUNDIR/peer.log")"
+    sleep 0.1
+done
+[ "$(peer_listening)" -eq ${#PEER_PORTS[@]} ] || die "peer.py not listening on $PEER_HOST ${PEER_PORTS[*]}"
 
 MAILSEC_POSTFIX_CONFIG=$RUNDIR/postfix "$PYTHON" "$HERE/driver.py" "$OUTDIR"

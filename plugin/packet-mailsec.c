@@ -36,6 +36,7 @@ static int hf_mailsec_starttls_boundary = -1;
 static int hf_mailsec_starttls_cleartext_bytes = -1;
 static int hf_mailsec_starttls_injected = -1;
 static int hf_mailsec_auth_attempt = -1;
+static int hf_mailsec_auth_started = -1;
 static int hf_mailsec_auth_mechanism = -1;
 static int hf_mailsec_auth_username = -1;
 static int hf_mailsec_auth_authzid = -1;
@@ -250,7 +251,12 @@ static void store_fact(void *ctx, const ms_fact *f)
     mf->ival2 = f->ival2;
     mf->ref_frame = f->ref_frame;
     mf->count = f->count;
-    if (f->kind == MS_FACT_AUTH_REQUEST) {
+    if (f->kind == MS_FACT_AUTH_START && f->obj) {
+        /* keep the mechanism's name for the label */
+        const ms_creds *c = (const ms_creds *)f->obj;
+        const char *name = c->mech == MS_MECH_OTHER && c->mech_name.len ? c->mech_name.s : ms_mech_name(c->mech);
+        mf->data = (guint8 *)wmem_strdup(wmem_file_scope(), name);
+    } else if (f->kind == MS_FACT_AUTH_REQUEST) {
         mf->attempt = new_attempt(sc, f);
         mf->attempt->exposed = f->ival2 != 0;
         mf->attempt->request_frame = sc->pinfo->num;
@@ -545,7 +551,12 @@ static void render(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const ma
         add_text(mt, hf_mailsec_session_auth_user, tvb, pinfo, fr->auth_user, false);
     render_starttls(mt, tvb, fr);
     for (const mailsec_fact *f = fr->facts; f; f = f->next) {
-        if (f->kind == MS_FACT_AUTH_REQUEST && f->attempt)
+        if (f->kind == MS_FACT_AUTH_START) {
+            proto_item *si = proto_tree_add_uint(mt, hf_mailsec_auth_started, tvb, 0, 0, (guint32)f->ival);
+            proto_item_set_generated(si);
+            if (f->data)
+                proto_item_append_text(si, " (%s)", (const char *)f->data);
+        } else if (f->kind == MS_FACT_AUTH_REQUEST && f->attempt)
             render_attempt_request(mt, tvb, pinfo, f->attempt);
         else if (f->kind == MS_FACT_AUTH_RESULT && f->attempt)
             render_attempt_result(mt, tvb, pinfo, f->attempt, f->ival2);
@@ -607,6 +618,9 @@ void proto_register_mailsec(void)
         { &hf_mailsec_auth_attempt,
           { "Login attempt", "mailsec.auth.attempt", FT_UINT32, BASE_DEC, NULL, 0x0,
             "1, 2, 3 ... within the session", HFILL } },
+        { &hf_mailsec_auth_started,
+          { "Login attempt begins", "mailsec.auth.started", FT_UINT32, BASE_DEC, NULL, 0x0,
+            "On the command that starts attempt N (it may never complete in the capture)", HFILL } },
         { &hf_mailsec_auth_mechanism,
           { "Mechanism", "mailsec.auth.mechanism", FT_STRING, BASE_NONE, NULL, 0x0,
             "SASL mechanism, or USER/PASS, APOP, IMAP-LOGIN", HFILL } },

@@ -55,6 +55,13 @@ static bool begin(ms_session *s, ms_creds *creds)
     return true;
 }
 
+/* Where each attempt begins, even one the capture never sees completed. */
+static void emit_start(ms_session *s)
+{
+    ms_fact f = { MS_FACT_AUTH_START, (int)s->auth.attempt, 0, NULL, 0, s->auth.creds, 0, 0 };
+    ms_emit_fact(s, &f);
+}
+
 /* One decoded SASL message from the client, by mechanism. */
 static void client_message(ms_session *s, const uint8_t *m, size_t n)
 {
@@ -165,6 +172,7 @@ void ms_auth_start(ms_session *s, const uint8_t *mech, size_t mlen, const uint8_
     ms_creds *c = s->auth.creds;
     c->mech = ms_sasl_mech_from_name(mech, mlen);
     ms_str_small_set(&c->mech_name, mech, mlen);
+    emit_start(s);
     if (mlen == 0)
         malformed(s, MS_AUTH_BAD_ARGUMENTS);
     if (has_initial)
@@ -217,8 +225,10 @@ void ms_auth_client_line(ms_session *s, const uint8_t *line, size_t len)
 
 void ms_auth_single(ms_session *s, ms_creds *creds)
 {
-    if (begin(s, creds))
+    if (begin(s, creds)) {
+        emit_start(s);
         emit_request(s);
+    }
 }
 
 void ms_auth_verdict(ms_session *s, bool success)

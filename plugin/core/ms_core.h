@@ -68,6 +68,8 @@ typedef enum {
     MS_FACT_TLS_BEGIN,         /* ival: ms_transport now in force after this frame */
     MS_FACT_STARTTLS_INJECTED, /* ival: ms_dir; data: the plaintext after the command or OK */
     MS_FACT_LINE_TOO_LONG,     /* ival: ms_dir; ival2: bytes seen before the cut */
+    MS_FACT_AUTH_START,        /* a login begins (AUTH, USER/PASS, LOGIN ...). ival: attempt;
+                                  obj: ms_creds (the mechanism) */
     MS_FACT_AUTH_REQUEST,      /* the client's part of a login is complete.
                                   ival: attempt; ival2: 1 if in clear; obj: ms_creds */
     MS_FACT_AUTH_RESULT,       /* the server's verdict. ival: attempt; ival2: ms_auth_result;

@@ -78,6 +78,23 @@ static ms_lines_verdict deliver(ms_lines *l, const uint8_t *line, size_t kept, s
     return cb(ctx, line, kept, flags, full);
 }
 
+bool ms_lines_pending(const ms_lines *l)
+{
+    return l->seen > 0 && l->raw_left == 0;
+}
+
+ms_lines_verdict ms_lines_flush(ms_lines *l, ms_line_cb cb, void *ctx)
+{
+    if (!ms_lines_pending(l))
+        return MS_LINES_CONTINUE;
+    size_t kept = l->len, full = l->seen;
+    unsigned flags = MS_LINE_UNTERMINATED | (kept < full ? MS_LINE_TRUNCATED : 0);
+    l->len = 0;
+    l->seen = 0;
+    l->cr_pending = false;
+    return cb(ctx, l->buf, kept, flags, full);
+}
+
 size_t ms_lines_feed(ms_lines *l, const uint8_t *data, size_t n, ms_line_cb cb, void *ctx)
 {
     size_t i = 0;

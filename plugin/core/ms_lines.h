@@ -15,7 +15,8 @@ enum {
     MS_LINE_BARE_LF = 1u << 1,   /* ended by LF alone */
     MS_LINE_TRUNCATED = 1u << 2, /* longer than the limit: the tail was dropped */
     MS_LINE_RAW = 1u << 3,       /* counted octets, not a line */
-    MS_LINE_RAW_END = 1u << 4    /* the last piece of the counted octets */
+    MS_LINE_RAW_END = 1u << 4,   /* the last piece of the counted octets */
+    MS_LINE_UNTERMINATED = 1u << 5 /* delivered by ms_lines_flush, no line end seen */
 };
 
 /* What the consumer wants after a line: go on, or stop here (the stream
@@ -44,6 +45,12 @@ void ms_lines_reset(ms_lines *l);
 
 /* The next n octets are raw; lines resume after them. */
 void ms_lines_expect_raw(ms_lines *l, uint64_t n);
+
+/* Deliver a partial line as if it had ended (the peer acted on it: a server
+ * answered a command whose line end never came). Returns the callback's verdict. */
+ms_lines_verdict ms_lines_flush(ms_lines *l, ms_line_cb cb, void *ctx);
+/* Is a partial line waiting? */
+bool ms_lines_pending(const ms_lines *l);
 
 /* Tokenise data; returns how many bytes were consumed (less than n only when
  * the callback said MS_LINES_STOP). */

@@ -296,6 +296,23 @@ static void feed_lines(ms_session *s, ms_dir dir, const uint8_t *p, size_t n)
     ms_emit(s, MS_FACT_STARTTLS_INJECTED, (int)dir, 0, p + used, n - used);
 }
 
+/* SMTP and POP3 servers speak only to answer a complete command. A reply
+ * while the client's line has no end yet means the server took it as a line
+ * (real clients and servers that work per segment do this), so the next
+ * client bytes start a new command instead of being glued to the old one. */
+static void flush_answered_client_line(ms_session *s)
+{
+    if (s->proto != MS_PROTO_SMTP && s->proto != MS_PROTO_POP3)
+        return;
+    if (s->proto == MS_PROTO_SMTP && s->smtp.in_data)
+        return;
+    if (!ms_lines_pending(&s->lines[MS_DIR_C2S]))
+        return;
+    s->dir = MS_DIR_C2S;
+    (void)ms_lines_flush(&s->lines[MS_DIR_C2S], on_line, s);
+    s->dir = MS_DIR_S2C;
+}
+
 void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, bool gap,
                         const ms_feed_ctx *ctx)
 {
@@ -327,6 +344,8 @@ void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, b
     s->last_cleartext_frame = ctx->frame;
     if (gap)
         ms_lines_reset(&s->lines[dir]);
+    if (dir == MS_DIR_S2C)
+        flush_answered_client_line(s);
     feed_lines(s, dir, p, n);
     s->ctx = NULL;
 }

@@ -73,3 +73,30 @@ def test_clean_run(tshark, capture):
     base_out, base_err = tshark.run(capture["abspath"], ["-V"], plugin=False)
     assert err == base_err
     assert "Dissector bug" not in out or out.count("Dissector bug") == base_out.count("Dissector bug")
+
+
+LOGIN_COMMANDS = {"AUTH", "PASS", "APOP", "LOGIN", "AUTHENTICATE"}
+
+
+@pytest.mark.parametrize("capture", CASES)
+def test_every_login_decoded(tshark, capture):
+    """Each login command the built-in dissectors show gives a mailsec attempt."""
+    path = capture["abspath"]
+    fields = ["tcp.stream", "smtp.req.command", "pop.request.command", "imap.request.command",
+              "mailsec.auth.started", "mailsec.auth.attempt"]
+    rows = tshark.fields(path, fields, display_filter="tcp")
+    commands = collections.Counter()
+    attempts = collections.defaultdict(set)
+    for r in rows:
+        stream = r[0]
+        for col in (1, 2, 3):
+            for cmd in r[col].split(","):
+                if cmd.upper() in LOGIN_COMMANDS:
+                    commands[stream] += 1
+        # an attempt that began, completed or not
+        for col in (4, 5):
+            if r[col]:
+                attempts[stream].update(r[col].split(","))
+    for stream, n in commands.items():
+        assert len(attempts[stream]) >= n, "stream %s: %d login commands, %d decoded" % (
+            stream, n, len(attempts[stream]))

@@ -266,6 +266,24 @@ static void test_imap_authenticate_sasl_ir_and_abort(void **state)
     finish(fx);
 }
 
+static void test_unfinished_attempt_still_begins(void **state)
+{
+    (void)state;
+    /* a client line whose end never came, answered by the server anyway,
+     * then an AUTH LOGIN the capture never sees completed */
+    fixture *fx = start(MS_PROTO_SMTP, false, MS_DETECT_PORT, 0);
+    seg(fx, S2C, 1, "220 mx ESMTP\r\n");
+    seg(fx, C2S, 2, "EHLO OBLAHOBLAH");
+    seg(fx, S2C, 3, "250 mx\r\n");
+    seg(fx, C2S, 4, "AUTH LOGIN\r\n");
+    seg(fx, S2C, 5, "334 VXNlcm5hbWU6\r\n");
+    size_t st = find(fx, MS_FACT_AUTH_START, 0);
+    assert_int_equal(fx->f[st].frame, 4);
+    assert_int_equal(fx->f[st].ival, 1);
+    assert_int_equal(count_kind(fx, MS_FACT_AUTH_REQUEST), 0);
+    finish(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_imap_login_literals),
         cmocka_unit_test(test_imap_login_atoms_and_quoted),
         cmocka_unit_test(test_imap_authenticate_sasl_ir_and_abort),
+        cmocka_unit_test(test_unfinished_attempt_still_begins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -379,15 +379,16 @@ static void test_pop3_stls_refused_and_retr_body(void **state)
     /* a message body that contains "STLS" and "+OK" lines */
     seg(fx, C2S, 4, "USER bob\r\nPASS x\r\nRETR 1\r\n");
     seg(fx, S2C, 5, "+OK\r\n+OK\r\n+OK 40 octets\r\nSTLS\r\n+OK\r\nbody\r\n.\r\n");
-    /* USER/PASS is a login attempt: its request and failed verdict */
-    fact_is(fx, 2, MS_FACT_AUTH_REQUEST, 1, 4);
-    fact_is(fx, 3, MS_FACT_AUTH_RESULT, 1, 5);
+    /* USER/PASS is a login attempt: it begins, completes and gets its verdict */
+    fact_is(fx, 2, MS_FACT_AUTH_START, 1, 4);
+    fact_is(fx, 3, MS_FACT_AUTH_REQUEST, 1, 4);
+    fact_is(fx, 4, MS_FACT_AUTH_RESULT, 1, 5);
     seg(fx, C2S, 6, "STLS\r\n");
     seg(fx, S2C, 7, "+OK go\r\n");
-    assert_int_equal(fx->n, 7);
-    fact_is(fx, 4, MS_FACT_STARTTLS_COMMAND, 0, 6);
-    fact_is(fx, 5, MS_FACT_STARTTLS_RESULT, MS_STARTTLS_ACCEPTED, 7);
-    fact_is(fx, 6, MS_FACT_TLS_BEGIN, MS_TRANSPORT_STARTTLS, 7);
+    assert_int_equal(fx->n, 8);
+    fact_is(fx, 5, MS_FACT_STARTTLS_COMMAND, 0, 6);
+    fact_is(fx, 6, MS_FACT_STARTTLS_RESULT, MS_STARTTLS_ACCEPTED, 7);
+    fact_is(fx, 7, MS_FACT_TLS_BEGIN, MS_TRANSPORT_STARTTLS, 7);
     finish(fx);
 }
 

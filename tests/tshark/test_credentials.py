@@ -1,0 +1,653 @@
+"""Credentials in the real-server captures, checked against the generator's ground truth.
+
+captures/driver.py logged in with every mechanism against real Postfix and
+Dovecot (and captures/peer.py, a scripted peer, for NTLM, XOAUTH2,
+OAUTHBEARER and GSSAPI), and wrote down, per TCP session and in order, each
+attempt: mechanism, user, authzid, the password or token the client used, the
+server's verdict, whether it ran under TLS and the server challenge. Here
+tshark with mailsec must show exactly that, and every crackable hash it
+prints must be recomputed here, in Python, from the known password.
+
+The rendering contract:
+- the frame that completes the client's part of an attempt carries
+  mailsec.auth.attempt / mechanism / username / authzid / password (mechanisms
+  that send one) / token (OAuth) / hash (CRAM-MD5, APOP, NTLM) / exposed;
+- the server's verdict frame carries attempt / mechanism / username / result /
+  request_in (no verdict in the capture: no result, read here as "unknown");
+- every frame after a successful verdict carries mailsec.session.auth_user;
+- each attempt is queued to the credentials tap (tshark -z credentials);
+- expert infos mailsec.auth.cleartext (warn), .failed (note), .brute_force
+  (warn, 5 failures), .success_after_failures (error);
+- preference mailsec.hide_secrets shows passwords and tokens as ********.
+"""
+import base64
+import hashlib
+import hmac
+import re
+import struct
+
+import pytest
+
+from conftest import ground_truth_captures
+
+ATTEMPT, MECH, USER, AUTHZID, PASSWORD, TOKEN, HASH, EXPOSED, RESULT, REQUEST_IN, RESULT_IN, AUTH_USER = (
+    "mailsec.auth.attempt", "mailsec.auth.mechanism", "mailsec.auth.username",
+    "mailsec.auth.authzid", "mailsec.auth.password", "mailsec.auth.token", "mailsec.auth.hash",
+    "mailsec.auth.exposed", "mailsec.auth.result", "mailsec.auth.request_in",
+    "mailsec.auth.result_in", "mailsec.session.auth_user")
+AUTH_FIELDS = [ATTEMPT, MECH, USER, AUTHZID, PASSWORD, TOKEN, HASH, EXPOSED, RESULT, REQUEST_IN,
+               RESULT_IN, AUTH_USER]
+FIELDS = ["frame.number", "tcp.srcport", "tcp.dstport"] + AUTH_FIELDS
+
+HIDDEN = "********"
+TRUE, FALSE = ("1", "True"), ("0", "False")
+HASHED = {"CRAM-MD5", "APOP", "NTLM"}
+# Mechanisms whose exchange is crackable but not in the contract's list of
+# things that must raise "credentials in clear": the alert is allowed, not required.
+CLEARTEXT_OPTIONAL = {"DIGEST-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256", "GSSAPI"}
+TAP_PROTOCOL = {"smtp": "SMTP", "pop3": "POP3", "imap": "IMAP"}
+BRUTE_FORCE_THRESHOLD = 5   # the preference's default
+SEVERITY = {"note": 0x00400000, "warn": 0x00600000, "error": 0x00800000}
+
+CASES = [c for c in ground_truth_captures()
+         if any(s["auth"] for s in c.values[0][2]["sessions"])]
+if not CASES:
+    raise RuntimeError("no ground-truth captures with logins found under captures/real")
+BRUTE = [c for c in CASES if c.values[0][2]["name"].endswith("-bruteforce")]
+
+
+# --- hash recomputation (independent of the generator's code) -------------------
+
+def hmac_md5(key, data):
+    return hmac.new(key, data, "md5").digest()
+
+
+def md4(data):
+    """RFC 1320."""
+    mask = 0xFFFFFFFF
+
+    def rol(x, n):
+        return ((x << n) | (x >> (32 - n))) & mask
+
+    rounds = [
+        (lambda x, y, z: (x & y) | (~x & z), list(range(16)), (3, 7, 11, 19), 0),
+        (lambda x, y, z: (x & y) | (x & z) | (y & z),
+         [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15], (3, 5, 9, 13), 0x5A827999),
+        (lambda x, y, z: x ^ y ^ z,
+         [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15], (3, 9, 11, 15), 0x6ED9EBA1),
+    ]
+    h = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476]
+    msg = data + b"\x80" + b"\0" * ((55 - len(data)) % 64) + struct.pack("<Q", len(data) * 8)
+    for off in range(0, len(msg), 64):
+        x = struct.unpack("<16I", msg[off:off + 64])
+        a, b, c, d = h
+        for fn, order, shifts, const in rounds:
+            for i, k in enumerate(order):
+                a, b, c, d = d, rol((a + fn(b, c, d) + x[k] + const) & mask, shifts[i % 4]), b, c
+        h = [(v + w) & mask for v, w in zip(h, (a, b, c, d))]
+    return struct.pack("<4I", *h)
+
+
+_DES_IP = [58, 50, 42, 34, 26, 18, 10, 2, 60, 52, 44, 36, 28, 20, 12, 4, 62, 54, 46, 38, 30, 22, 14, 6,
+           64, 56, 48, 40, 32, 24, 16, 8, 57, 49, 41, 33, 25, 17, 9, 1, 59, 51, 43, 35, 27, 19, 11, 3,
+           61, 53, 45, 37, 29, 21, 13, 5, 63, 55, 47, 39, 31, 23, 15, 7]
+_DES_E = [32, 1, 2, 3, 4, 5, 4, 5, 6, 7, 8, 9, 8, 9, 10, 11, 12, 13, 12, 13, 14, 15, 16, 17,
+          16, 17, 18, 19, 20, 21, 20, 21, 22, 23, 24, 25, 24, 25, 26, 27, 28, 29, 28, 29, 30, 31, 32, 1]
+_DES_P = [16, 7, 20, 21, 29, 12, 28, 17, 1, 15, 23, 26, 5, 18, 31, 10,
+          2, 8, 24, 14, 32, 27, 3, 9, 19, 13, 30, 6, 22, 11, 4, 25]
+_DES_PC1 = [57, 49, 41, 33, 25, 17, 9, 1, 58, 50, 42, 34, 26, 18, 10, 2, 59, 51, 43, 35, 27,
+            19, 11, 3, 60, 52, 44, 36, 63, 55, 47, 39, 31, 23, 15, 7, 62, 54, 46, 38, 30, 22,
+            14, 6, 61, 53, 45, 37, 29, 21, 13, 5, 28, 20, 12, 4]
+_DES_PC2 = [14, 17, 11, 24, 1, 5, 3, 28, 15, 6, 21, 10, 23, 19, 12, 4, 26, 8, 16, 7, 27, 20, 13, 2,
+            41, 52, 31, 37, 47, 55, 30, 40, 51, 45, 33, 48, 44, 49, 39, 56, 34, 53, 46, 42, 50, 36, 29, 32]
+_DES_S = [
+    [14, 4, 13, 1, 2, 15, 11, 8, 3, 10, 6, 12, 5, 9, 0, 7, 0, 15, 7, 4, 14, 2, 13, 1, 10, 6, 12, 11, 9, 5, 3, 8,
+     4, 1, 14, 8, 13, 6, 2, 11, 15, 12, 9, 7, 3, 10, 5, 0, 15, 12, 8, 2, 4, 9, 1, 7, 5, 11, 3, 14, 10, 0, 6, 13],
+    [15, 1, 8, 14, 6, 11, 3, 4, 9, 7, 2, 13, 12, 0, 5, 10, 3, 13, 4, 7, 15, 2, 8, 14, 12, 0, 1, 10, 6, 9, 11, 5,
+     0, 14, 7, 11, 10, 4, 13, 1, 5, 8, 12, 6, 9, 3, 2, 15, 13, 8, 10, 1, 3, 15, 4, 2, 11, 6, 7, 12, 0, 5, 14, 9],
+    [10, 0, 9, 14, 6, 3, 15, 5, 1, 13, 12, 7, 11, 4, 2, 8, 13, 7, 0, 9, 3, 4, 6, 10, 2, 8, 5, 14, 12, 11, 15, 1,
+     13, 6, 4, 9, 8, 15, 3, 0, 11, 1, 2, 12, 5, 10, 14, 7, 1, 10, 13, 0, 6, 9, 8, 7, 4, 15, 14, 3, 11, 5, 2, 12],
+    [7, 13, 14, 3, 0, 6, 9, 10, 1, 2, 8, 5, 11, 12, 4, 15, 13, 8, 11, 5, 6, 15, 0, 3, 4, 7, 2, 12, 1, 10, 14, 9,
+     10, 6, 9, 0, 12, 11, 7, 13, 15, 1, 3, 14, 5, 2, 8, 4, 3, 15, 0, 6, 10, 1, 13, 8, 9, 4, 5, 11, 12, 7, 2, 14],
+    [2, 12, 4, 1, 7, 10, 11, 6, 8, 5, 3, 15, 13, 0, 14, 9, 14, 11, 2, 12, 4, 7, 13, 1, 5, 0, 15, 10, 3, 9, 8, 6,
+     4, 2, 1, 11, 10, 13, 7, 8, 15, 9, 12, 5, 6, 3, 0, 14, 11, 8, 12, 7, 1, 14, 2, 13, 6, 15, 0, 9, 10, 4, 5, 3],
+    [12, 1, 10, 15, 9, 2, 6, 8, 0, 13, 3, 4, 14, 7, 5, 11, 10, 15, 4, 2, 7, 12, 9, 5, 6, 1, 13, 14, 0, 11, 3, 8,
+     9, 14, 15, 5, 2, 8, 12, 3, 7, 0, 4, 10, 1, 13, 11, 6, 4, 3, 2, 12, 9, 5, 15, 10, 11, 14, 1, 7, 6, 0, 8, 13],
+    [4, 11, 2, 14, 15, 0, 8, 13, 3, 12, 9, 7, 5, 10, 6, 1, 13, 0, 11, 7, 4, 9, 1, 10, 14, 3, 5, 12, 2, 15, 8, 6,
+     1, 4, 11, 13, 12, 3, 7, 14, 10, 15, 6, 8, 0, 5, 9, 2, 6, 11, 13, 8, 1, 4, 10, 7, 9, 5, 0, 15, 14, 2, 3, 12],
+    [13, 2, 8, 4, 6, 15, 11, 1, 10, 9, 3, 14, 5, 0, 12, 7, 1, 15, 13, 8, 10, 3, 7, 4, 12, 5, 6, 11, 0, 14, 9, 2,
+     7, 11, 4, 1, 9, 12, 14, 2, 0, 6, 10, 13, 15, 3, 5, 8, 2, 1, 14, 7, 4, 10, 8, 13, 15, 12, 9, 0, 3, 5, 6, 11],
+]
+
+_DES_SHIFTS = [1, 1, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2, 2, 2, 1]
+
+
+def _bits(data):
+    return [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
+
+
+def des_encrypt(key_bits64, block):
+    """FIPS 46-3, one block, on lists of bits."""
+    key = [key_bits64[i - 1] for i in _DES_PC1]
+    c, d = key[:28], key[28:]
+    subkeys = []
+    for s in _DES_SHIFTS:
+        c, d = c[s:] + c[:s], d[s:] + d[:s]
+        subkeys.append([(c + d)[i - 1] for i in _DES_PC2])
+    b = _bits(block)
+    b = [b[i - 1] for i in _DES_IP]
+    left, right = b[:32], b[32:]
+    for sk in subkeys:
+        e = [right[i - 1] ^ sk[j] for j, i in enumerate(_DES_E)]
+        out = []
+        for box in range(8):
+            six = e[6 * box:6 * box + 6]
+            v = _DES_S[box][(six[0] * 2 + six[5]) * 16 + six[1] * 8 + six[2] * 4 + six[3] * 2 + six[4]]
+            out += [(v >> (3 - i)) & 1 for i in range(4)]
+        left, right = right, [x ^ out[i - 1] for x, i in zip(left, _DES_P)]
+    pre, post = right + left, [0] * 64
+    for i, pos in enumerate(_DES_IP):   # the final permutation is IP's inverse
+        post[pos - 1] = pre[i]
+    return bytes(int("".join(map(str, post[i:i + 8])), 2) for i in range(0, 64, 8))
+
+
+def des_key7(k7):
+    """56 key bits, a (zero) parity bit after each 7."""
+    bits = _bits(k7)
+    return [b for i in range(8) for b in bits[7 * i:7 * i + 7] + [0]]
+
+
+def ntlmv1_nt_response(password, challenge):
+    """MS-NLMP DESL(NTOWFv1(password), challenge)."""
+    key = md4(password.encode("utf-16-le")) + b"\0" * 5
+    return b"".join(des_encrypt(des_key7(key[i:i + 7]), challenge) for i in (0, 7, 14))
+
+
+def ntowfv2(password, user, domain):
+    return hmac_md5(md4(password.encode("utf-16-le")), (user.upper() + domain).encode("utf-16-le"))
+
+
+def cram_md5_response(user, password, challenge):
+    """RFC 2195: "user SP hex(HMAC-MD5(password, challenge))"."""
+    return "%s %s" % (user, hmac.new(password.encode(), challenge, "md5").hexdigest())
+
+
+def apop_digest(timestamp, password):
+    """RFC 1939: hex(MD5(timestamp password))."""
+    return hashlib.md5((timestamp + password).encode()).hexdigest()
+
+
+HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def hash_problem(attempt, text):
+    """Why the plugin's hash line does not prove the known password, or None."""
+    mech, user, password, challenge = (attempt["mechanism"], attempt["username"],
+                                       attempt["password"], attempt["challenge"])
+    if mech == "CRAM-MD5":
+        m = re.fullmatch(r"\$cram_md5\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)", text)
+        if not m:
+            return "not $cram_md5$<b64 challenge>$<b64 response>: %r" % text
+        if m.group(1) != challenge:
+            return "challenge %r, the server sent %r" % (m.group(1), challenge)
+        response = base64.b64decode(m.group(2)).decode("utf-8", "replace")
+        expect = cram_md5_response(user, password, base64.b64decode(challenge))
+        return None if response == expect else "response %r, recomputed %r" % (response, expect)
+    if mech == "APOP":
+        digest, sep, timestamp = text.partition(":")
+        if not sep or not HEX.match(digest) or len(digest) != 32:
+            return "not <32 hex digest>:<timestamp>: %r" % text
+        if timestamp != challenge:
+            return "timestamp %r, the greeting had %r" % (timestamp, challenge)
+        expect = apop_digest(timestamp, password)
+        return None if digest == expect else "digest %s, recomputed %s" % (digest, expect)
+    if mech == "NTLM":
+        parts = text.split(":")
+        if len(parts) != 6 or parts[1] != "":
+            return "not a hashcat NetNTLM line (user::domain:...): %r" % text
+        if parts[0] != user:
+            return "user %r, the client sent %r" % (parts[0], user)
+        domain = parts[2]
+        if attempt.get("ntlm_domain") is not None and domain != attempt["ntlm_domain"]:
+            return "domain %r, the client sent %r" % (domain, attempt["ntlm_domain"])
+        if any(not HEX.match(p) for p in parts[3:]):
+            return "hex fields must be lower-case hex: %r" % text
+        if attempt["ntlm_version"] == 1:
+            lm, nt, chal = parts[3:]
+            if chal != challenge:
+                return "challenge %s, the server sent %s" % (chal, challenge)
+            if len(lm) != 48:
+                return "LM response must be 24 bytes: %s" % lm
+            expect = ntlmv1_nt_response(password, bytes.fromhex(chal)).hex()
+            return None if nt == expect else "NT response %s, recomputed %s" % (nt, expect)
+        chal, proof, blob = parts[3:]
+        if chal != challenge:
+            return "challenge %s, the server sent %s" % (chal, challenge)
+        if len(proof) != 32 or not blob.startswith("0101"):
+            return "not NTProofStr (16 bytes) and an NTLMv2 blob: %r" % text
+        expect = hmac_md5(ntowfv2(password, user, domain),
+                          bytes.fromhex(chal) + bytes.fromhex(blob)).hex()
+        return None if proof == expect else "NTProofStr %s, recomputed %s" % (proof, expect)
+    return None
+
+
+def test_hash_helpers_known_answers():
+    """The recomputation above, on the published examples."""
+    # RFC 2195 section 2.
+    assert cram_md5_response("tim", "tanstaaftanstaaf",
+                             b"<1896.697170952@postoffice.reston.mci.net>") == \
+        "tim b913a602c7eda7a495b4e6e7334d3890"
+    # RFC 1939 section 7 (APOP).
+    assert apop_digest("<1896.697170952@dbc.mtview.ca.us>", "tanstaaf") == \
+        "c4c9334bac560ecc979e58001b3e22fb"
+    # RFC 1320 appendix A.5.
+    assert md4(b"").hex() == "31d6cfe0d16ae931b73c59d7e0c089c0"
+    assert md4(b"abc").hex() == "a448017aaf21d8525fc10ae87aa6729d"
+    assert md4(b"message digest").hex() == "d9130a8164549fe818874806e1c7014b"
+    assert md4(b"1234567890" * 8).hex() == "e33b4ddc9c38f2199c3e7b164fcc0536"
+    # The textbook DES example (key 133457799BBCDFF1).
+    assert des_encrypt(_bits(bytes.fromhex("133457799bbcdff1")),
+                       bytes.fromhex("0123456789abcdef")).hex() == "85e813540f0ab405"
+    # MS-NLMP 4.2.2 and 4.2.4: user "User", domain "Domain", password "Password".
+    challenge = bytes.fromhex("0123456789abcdef")
+    assert ntlmv1_nt_response("Password", challenge).hex() == \
+        "67c43011f30298a2ad35ece64f16331c44bdbed927841f94"
+    assert ntowfv2("Password", "User", "Domain").hex() == "0c868a403bfd7a93a3001ef22ef02e3f"
+    av = (struct.pack("<HH", 2, 12) + "Domain".encode("utf-16-le")
+          + struct.pack("<HH", 1, 12) + "Server".encode("utf-16-le") + b"\0" * 4)
+    blob = b"\x01\x01" + b"\0" * 6 + b"\0" * 8 + b"\xaa" * 8 + b"\0" * 4 + av + b"\0" * 4
+    line = "User::Domain:%s:%s:%s" % (challenge.hex(), "68cd0ab851e51c96aabc927bebef6a1c", blob.hex())
+    truth = {"mechanism": "NTLM", "username": "User", "password": "Password",
+             "challenge": challenge.hex(), "ntlm_version": 2}
+    assert hash_problem(truth, line) is None
+    assert hash_problem(dict(truth, password="password"), line) is not None
+    v1 = "User::Domain:%s:%s:%s" % ("67c43011f30298a2ad35ece64f16331c44bdbed927841f94",
+                                    "67c43011f30298a2ad35ece64f16331c44bdbed927841f94", challenge.hex())
+    assert hash_problem(dict(truth, ntlm_version=1), v1) is None
+    cram = {"mechanism": "CRAM-MD5", "username": "tim", "password": "tanstaaftanstaaf",
+            "challenge": base64.b64encode(b"<1896.697170952@postoffice.reston.mci.net>").decode()}
+    ok = "$cram_md5$%s$%s" % (cram["challenge"],
+                              base64.b64encode(b"tim b913a602c7eda7a495b4e6e7334d3890").decode())
+    assert hash_problem(cram, ok) is None
+    assert hash_problem(dict(cram, password="x"), ok) is not None
+    apop = {"mechanism": "APOP", "username": "mrose", "password": "tanstaaf",
+            "challenge": "<1896.697170952@dbc.mtview.ca.us>"}
+    assert hash_problem(apop, "c4c9334bac560ecc979e58001b3e22fb:<1896.697170952@dbc.mtview.ca.us>") is None
+
+
+# --- running tshark ---------------------------------------------------------------
+
+_CACHE = {}
+
+
+def rows_of(tshark, cap, keys=None, two_pass=False, extra=(), fields=FIELDS, display_filter=None):
+    """Every frame's FIELDS as dicts (occurrences joined by ','), cached per run."""
+    key = (str(cap), str(keys), two_pass, tuple(extra), tuple(fields), display_filter)
+    if key not in _CACHE:
+        args = list(extra) + ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]
+        for f in fields:
+            args += ["-e", f]
+        if display_filter:
+            args += ["-Y", display_filter]
+        out, _ = tshark.run(cap, args, keylog=keys, two_pass=two_pass)
+        _CACHE[key] = [dict(zip(fields, line.split("\t"))) for line in out.splitlines()]
+    return _CACHE[key]
+
+
+def flagged(tshark, cap, keys, expert):
+    """Frame numbers (int) whose tree has this expert info, with the client port of each."""
+    rows = rows_of(tshark, cap, keys, fields=("frame.number", "tcp.srcport", "tcp.dstport"),
+                   display_filter=expert)
+    return [(int(r["frame.number"]), r["tcp.srcport"], r["tcp.dstport"]) for r in rows]
+
+
+def in_session(session, srcport, dstport):
+    return str(session["client_port"]) in (srcport, dstport)
+
+
+def session_frames(rows, session):
+    return [r for r in rows if in_session(session, r["tcp.srcport"], r["tcp.dstport"])]
+
+
+def attempts_shown(frames, session):
+    """attempt number -> request row, and attempt number -> verdict row."""
+    requests, verdicts = {}, {}
+    for f in frames:
+        if not f[ATTEMPT]:
+            continue
+        assert "," not in f[ATTEMPT], \
+            "frame %s carries several attempts (%s): none of these sessions pipelines logins" % (
+                f["frame.number"], f[ATTEMPT])
+        n = int(f[ATTEMPT])
+        table = verdicts if f[RESULT] and f[RESULT] != "unknown" else requests
+        if n in table:
+            raise AssertionError("session %s: attempt %d shown on frames %s and %s" % (
+                session["client_port"], n, table[n]["frame.number"], f["frame.number"]))
+        table[n] = f
+    return requests, verdicts
+
+
+def expected_attempts(session, keys_given):
+    """The ground truth attempts the plugin can see: without keys, none under TLS."""
+    return [a for a in session["auth"] if keys_given or not a["tls"]]
+
+
+def check_attempts(frames, session, keys_given):
+    """Every attempt of the ground truth, in order, with its verdict; nothing else.
+    Returns [(attempt, request row, verdict row or None)]."""
+    port = str(session["client_port"])
+    server = str(session["server_port"])
+    expect = expected_attempts(session, keys_given)
+    requests, verdicts = attempts_shown(frames, session)
+    where = "session %s" % port
+    assert sorted(requests) == [a["attempt"] for a in expect], \
+        "%s: attempts shown %s, ground truth %s" % (where, sorted(requests),
+                                                    [(a["attempt"], a["mechanism"]) for a in expect])
+    assert set(verdicts) <= set(requests), "%s: verdicts for attempts never shown: %s" % (
+        where, sorted(set(verdicts) - set(requests)))
+    out, previous = [], 0
+    for a in expect:
+        n = a["attempt"]
+        what = "%s attempt %d (%s as %s)" % (where, n, a["mechanism"], a["username"])
+        req, ver = requests[n], verdicts.get(n)
+        num = int(req["frame.number"])
+        assert req["tcp.srcport"] == port, "%s: request frame %d is not from the client" % (what, num)
+        assert num > previous, "%s: request frame %d before the previous verdict %d" % (what, num, previous)
+        assert req[MECH] == a["mechanism"], "%s: mechanism %r" % (what, req[MECH])
+        assert req[USER] == (a["username"] or ""), "%s: username %r" % (what, req[USER])
+        if a["mechanism"] == "OAUTHBEARER":
+            # RFC 7628's gs2 a= is formally an authzid: shown as one or not at all.
+            assert req[AUTHZID] in ("", a["username"]), "%s: authzid %r" % (what, req[AUTHZID])
+        else:
+            assert req[AUTHZID] == (a["authzid"] or ""), "%s: authzid %r" % (what, req[AUTHZID])
+        password = a["password"] if a["sends_password"] and a["password"] is not None else ""
+        assert req[PASSWORD] == password, "%s: password %r, the client sent %r" % (
+            what, req[PASSWORD], password)
+        assert req[TOKEN] == (a["token"] or ""), "%s: token %r" % (what, req[TOKEN])
+        exposed = req[EXPOSED]
+        assert exposed in TRUE + FALSE, "%s: mailsec.auth.exposed missing (%r)" % (what, exposed)
+        assert (exposed in TRUE) == (not a["tls"]), "%s: exposed %s but tls=%s" % (what, exposed, a["tls"])
+        result = ver[RESULT] if ver else "unknown"
+        assert result == a["result"], "%s: result %s, the server said %s" % (what, result, a["result"])
+        if ver is None:   # an attempt the server never answered (none in these captures)
+            previous = num
+            out.append((a, req, ver))
+            continue
+        vnum = int(ver["frame.number"])
+        assert ver["tcp.srcport"] == server, "%s: verdict frame %d is not from the server" % (what, vnum)
+        assert vnum > num, "%s: verdict frame %d before request %d" % (what, vnum, num)
+        assert ver[MECH] == a["mechanism"], "%s: verdict mechanism %r" % (what, ver[MECH])
+        if a["username"] is not None:
+            assert ver[USER] == a["username"], "%s: verdict username %r" % (what, ver[USER])
+        assert ver[REQUEST_IN] == str(num), "%s: request_in %r, request frame %d" % (
+            what, ver[REQUEST_IN], num)
+        previous = vnum
+        out.append((a, req, ver))
+    return out
+
+
+# --- the tests ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", CASES)
+def test_attempts_with_keys(tshark, case):
+    cap, keys, truth = case
+    rows = rows_of(tshark, cap, keys)
+    for session in truth["sessions"]:
+        check_attempts(session_frames(rows, session), session, keys_given=keys is not None)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_attempts_without_keys(tshark, case):
+    """Without keys the TLS attempts are simply not there: no guesses, no wrong ones."""
+    cap, _, truth = case
+    rows = rows_of(tshark, cap)
+    for session in truth["sessions"]:
+        check_attempts(session_frames(rows, session), session, keys_given=False)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_hashes_crack_with_the_known_password(tshark, case):
+    cap, keys, truth = case
+    rows = rows_of(tshark, cap, keys)
+    checked = 0
+    for session in truth["sessions"]:
+        for a, req, _ in check_attempts(session_frames(rows, session), session, keys is not None):
+            what = "session %s attempt %d (%s)" % (session["client_port"], a["attempt"], a["mechanism"])
+            if a["mechanism"] in HASHED and a["password"] is not None:
+                assert req[HASH], "%s: no mailsec.auth.hash" % what
+                problem = hash_problem(a, req[HASH])
+                assert problem is None, "%s: %s" % (what, problem)
+                checked += 1
+            elif a["password"] is None:
+                # Nothing computed from a password went out (an abort): no hash.
+                assert not req[HASH], "%s: hash %r from an aborted exchange" % (what, req[HASH])
+    if any(a["mechanism"] in HASHED and a["password"] is not None
+           for s in truth["sessions"] for a in expected_attempts(s, keys is not None)):
+        assert checked
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_session_auth_user(tshark, case):
+    """After a successful verdict every frame of the session names the user; before, none."""
+    cap, keys, truth = case
+    for keys_given, kl in ((keys is not None, keys), (False, None)):
+        rows = rows_of(tshark, cap, kl)
+        for session in truth["sessions"]:
+            frames = session_frames(rows, session)
+            shown = check_attempts(frames, session, keys_given)
+            logins = [(int(v["frame.number"]), a["username"]) for a, _, v in shown
+                      if a["result"] == "success"]
+            for f in frames:
+                num = int(f["frame.number"])
+                before = [user for vnum, user in logins if vnum < num]
+                if not before:
+                    if not any(vnum == num for vnum, _ in logins):
+                        assert f[AUTH_USER] == "", "session %s frame %d: auth_user %r before any login" % (
+                            session["client_port"], num, f[AUTH_USER])
+                else:
+                    assert f[AUTH_USER] == before[-1], "session %s frame %d: auth_user %r, logged in as %r" % (
+                        session["client_port"], num, f[AUTH_USER], before[-1])
+
+
+def parse_credentials_tap(text):
+    """(packet, protocol, username) rows of `tshark -q -z credentials`."""
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^(\d+)\s+(\S+)\s+(\S+)\s", line + " ")
+        if m:
+            out.append((int(m.group(1)), m.group(2), m.group(3)))
+    return out
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_credentials_tap(tshark, case):
+    cap, keys, truth = case
+    for keys_given, kl in ((keys is not None, keys), (False, None)):
+        rows = rows_of(tshark, cap, kl)
+        out, _ = tshark.run(cap, ["-q", "-z", "credentials"], keylog=kl)
+        listed = parse_credentials_tap(out)
+        protocol = TAP_PROTOCOL[truth["protocol"]]
+        for session in truth["sessions"]:
+            frames = session_frames(rows, session)
+            for a, req, _ in check_attempts(frames, session, keys_given):
+                if a["username"] is None:
+                    continue
+                entry = (int(req["frame.number"]), protocol, a["username"])
+                assert entry in listed, "session %s attempt %d (%s): %s not in -z credentials:\n%s" % (
+                    session["client_port"], a["attempt"], a["mechanism"], entry, out)
+            if not keys_given and session["auth"] and all(a["tls"] for a in session["auth"]):
+                numbers = {int(f["frame.number"]) for f in frames}
+                leaked = [e for e in listed if e[0] in numbers]
+                assert not leaked, "session %s: credentials listed without keys: %s" % (
+                    session["client_port"], leaked)
+
+
+def windows(shown):
+    """For each attempt: the frames that may carry its client-side alerts,
+    (previous verdict, request frame]."""
+    out, previous = [], 0
+    for a, req, ver in shown:
+        out.append((a, previous, int(req["frame.number"])))
+        previous = int(ver["frame.number"]) if ver else int(req["frame.number"])
+    return out
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cleartext_alert_on_exposed_attempts_only(tshark, case):
+    cap, keys, truth = case
+    for keys_given, kl in ((keys is not None, keys), (False, None)):
+        rows = rows_of(tshark, cap, kl)
+        marks = flagged(tshark, cap, kl, "mailsec.auth.cleartext")
+        for session in truth["sessions"]:
+            shown = check_attempts(session_frames(rows, session), session, keys_given)
+            mine = [n for n, s, d in marks if in_session(session, s, d)]
+            spans = windows(shown)
+            for n in mine:
+                owners = [a for a, lo, hi in spans if lo < n <= hi]
+                assert owners and not owners[0]["tls"], \
+                    "session %s frame %d: mailsec.auth.cleartext outside an exposed attempt" % (
+                        session["client_port"], n)
+            for a, lo, hi in spans:
+                secret = a["token"] is not None or (a["password"] is not None
+                                                    and a["mechanism"] not in CLEARTEXT_OPTIONAL)
+                if a["tls"] or not secret:
+                    continue
+                assert any(lo < n <= hi for n in mine), \
+                    "session %s attempt %d (%s): secret in clear, no mailsec.auth.cleartext in frames %d-%d" % (
+                        session["client_port"], a["attempt"], a["mechanism"], lo + 1, hi)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_failed_alert_on_each_failure_verdict(tshark, case):
+    cap, keys, truth = case
+    rows = rows_of(tshark, cap, keys)
+    marks = flagged(tshark, cap, keys, "mailsec.auth.failed")
+    for session in truth["sessions"]:
+        shown = check_attempts(session_frames(rows, session), session, keys is not None)
+        mine = {n for n, s, d in marks if in_session(session, s, d)}
+        failures = {int(v["frame.number"]) for a, _, v in shown if a["result"] == "failure"}
+        aborts = {int(v["frame.number"]) for a, _, v in shown if a["result"] == "aborted"}
+        assert failures <= mine, "session %s: failure verdicts %s without mailsec.auth.failed" % (
+            session["client_port"], sorted(failures - mine))
+        assert mine <= failures | aborts, "session %s: mailsec.auth.failed on frames %s, not a rejection" % (
+            session["client_port"], sorted(mine - failures - aborts))
+
+
+def failure_timeline(tshark, case):
+    """[(verdict frame, session port, result)] of every attempt, in frame order."""
+    cap, keys, truth = case
+    rows = rows_of(tshark, cap, keys)
+    out = []
+    for session in truth["sessions"]:
+        for a, _, v in check_attempts(session_frames(rows, session), session, keys is not None):
+            out.append((int(v["frame.number"]), session["client_port"], a["result"]))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_brute_force_alerts_only_past_the_threshold(tshark, case):
+    """brute_force needs 5 failures (in the session, or from this client: every
+    session here comes from 127.0.0.1); success_after_failures needs a success
+    after them. Sessions that reach 5 failures must raise them."""
+    cap, keys, truth = case
+    timeline = failure_timeline(tshark, case)
+
+    def failures_upto(frame, port=None, inclusive=True):
+        return sum(1 for n, p, r in timeline if r == "failure" and (n <= frame if inclusive else n < frame)
+                   and (port is None or p == port))
+
+    brute = flagged(tshark, cap, keys, "mailsec.auth.brute_force")
+    after = flagged(tshark, cap, keys, "mailsec.auth.success_after_failures")
+    successes = {(n, p) for n, p, r in timeline if r == "success"}
+    for n, s, d in brute:
+        port = next((sess["client_port"] for sess in truth["sessions"] if in_session(sess, s, d)), None)
+        assert max(failures_upto(n, port), failures_upto(n)) >= BRUTE_FORCE_THRESHOLD, \
+            "frame %d: mailsec.auth.brute_force after %d failures in its session, %d in the capture" % (
+                n, failures_upto(n, port), failures_upto(n))
+    for n, s, d in after:
+        port = next((sess["client_port"] for sess in truth["sessions"] if in_session(sess, s, d)), None)
+        assert (n, port) in successes, "frame %d: success_after_failures not on a success verdict" % n
+        assert max(failures_upto(n, port, False), failures_upto(n, None, False)) >= BRUTE_FORCE_THRESHOLD, \
+            "frame %d: success_after_failures after only %d failures" % (n, failures_upto(n, port, False))
+    for session in truth["sessions"]:
+        port = session["client_port"]
+        fails = [n for n, p, r in timeline if p == port and r == "failure"]
+        if len(fails) < BRUTE_FORCE_THRESHOLD:
+            continue
+        fifth = fails[BRUTE_FORCE_THRESHOLD - 1]
+        assert any(n >= fifth and in_session(session, s, d) for n, s, d in brute), \
+            "session %s: %d failures, no mailsec.auth.brute_force from frame %d on" % (port, len(fails), fifth)
+        for n, p, r in timeline:
+            if p == port and r == "success" and failures_upto(n, port, False) >= BRUTE_FORCE_THRESHOLD:
+                assert n in {m for m, _, _ in after}, \
+                    "session %s: success at frame %d after %d failures, no success_after_failures" % (
+                        port, n, failures_upto(n, port, False))
+
+
+@pytest.mark.parametrize("case", BRUTE)
+def test_brute_force_capture_alert_severities(tshark, case):
+    """The brute-force session (6 wrong passwords, then the right one): the
+    alerts are there, with the contract's severities."""
+    cap, keys, truth = case
+    (session,) = truth["sessions"]
+    assert [a["result"] for a in session["auth"]] == ["failure"] * 6 + ["success"]
+    timeline = failure_timeline(tshark, case)
+    fifth = [n for n, _, r in timeline if r == "failure"][4]
+    success = [n for n, _, r in timeline if r == "success"][0]
+    sev = "_ws.expert.severity == 0x%08x"
+    brute = flagged(tshark, cap, keys, "mailsec.auth.brute_force && " + sev % SEVERITY["warn"])
+    assert brute and min(n for n, _, _ in brute) >= fifth, (brute, fifth)
+    after = flagged(tshark, cap, keys, "mailsec.auth.success_after_failures && " + sev % SEVERITY["error"])
+    assert [n for n, _, _ in after] == [success]
+    failed = flagged(tshark, cap, keys, "mailsec.auth.failed && " + sev % SEVERITY["note"])
+    assert [n for n, _, _ in failed] == [n for n, _, r in timeline if r == "failure"]
+    clear = flagged(tshark, cap, keys, "mailsec.auth.cleartext && " + sev % SEVERITY["warn"])
+    assert len(clear) >= 7
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_hide_secrets(tshark, case):
+    """-o mailsec.hide_secrets:TRUE: passwords and tokens become ********; the
+    rest (users, hashes, results, links) stays as it was."""
+    cap, keys, truth = case
+    plain = rows_of(tshark, cap, keys)
+    hidden = rows_of(tshark, cap, keys, extra=("-o", "mailsec.hide_secrets:TRUE"))
+    assert len(plain) == len(hidden)
+    names = {a["username"] for s in truth["sessions"] for a in s["auth"]}
+    secrets = {a[k] for s in truth["sessions"] for a in s["auth"] for k in ("password", "token")
+               if a[k]} - names   # a guessed password may be a user name
+    for p, h in zip(plain, hidden):
+        for f in AUTH_FIELDS:
+            if f in (PASSWORD, TOKEN) and p[f]:
+                assert h[f] == HIDDEN, "frame %s: %s %r with hide_secrets" % (p["frame.number"], f, h[f])
+            else:
+                assert h[f] == p[f], "frame %s: %s %r, without hide_secrets %r" % (
+                    p["frame.number"], f, h[f], p[f])
+        for f in (USER, AUTHZID, PASSWORD, TOKEN, AUTH_USER):
+            assert h[f] not in secrets, "frame %s: %s shows a secret" % (p["frame.number"], f)
+    # Passwords and tokens were there to hide in the first place.
+    if any(a["sends_password"] and a["password"] or a["token"] for s in truth["sessions"]
+           for a in expected_attempts(s, keys is not None)):
+        assert any(h[PASSWORD] == HIDDEN or h[TOKEN] == HIDDEN for h in hidden)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_two_pass_shows_the_same(tshark, case):
+    """tshark -2 shows the same mailsec.auth.* (result_in aside: a request frame
+    can only point at its verdict once the verdict has been seen), and then
+    result_in links every request to its verdict."""
+    cap, keys, truth = case
+    one = rows_of(tshark, cap, keys)
+    two = rows_of(tshark, cap, keys, two_pass=True)
+    assert len(one) == len(two)
+    for a, b in zip(one, two):
+        for f in AUTH_FIELDS:
+            if f != RESULT_IN:
+                assert a[f] == b[f], "frame %s: %s %r in one pass, %r with -2" % (
+                    a["frame.number"], f, a[f], b[f])
+    by_number = {r["frame.number"]: r for r in two}
+    for session in truth["sessions"]:
+        for att, req, ver in check_attempts(session_frames(two, session), session, keys is not None):
+            got = by_number[req["frame.number"]][RESULT_IN]
+            assert got == ver["frame.number"], "session %s attempt %d: result_in %r, verdict in %s" % (
+                session["client_port"], att["attempt"], got, ver["frame.number"])
