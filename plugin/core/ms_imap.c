@@ -71,7 +71,7 @@ static void login_args_line(ms_session *s, ms_imap_args *a, const uint8_t *p, si
     }
     size_t i = 0;
     while (i < end) {
-        while (i < end && p[i] == ' ')
+        while (i < end && (p[i] == ' ' || p[i] == '\t'))
             i++;
         if (i >= end)
             break;
@@ -90,7 +90,7 @@ static void login_args_line(ms_session *s, ms_imap_args *a, const uint8_t *p, si
             size_t t = ms_token_len(p + i, end - i);
             if (f)
                 arg_append(f, p + i, t);
-            i += t;
+            i += t > 0 ? t : 1; /* always move on: no input may stall the loop */
         }
         if (f) {
             f->set = true;

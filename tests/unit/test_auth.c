@@ -284,6 +284,20 @@ static void test_unfinished_attempt_still_begins(void **state)
     finish(fx);
 }
 
+static void test_imap_login_odd_whitespace_terminates(void **state)
+{
+    (void)state;
+    /* found by fuzzing: a tab between LOGIN arguments once stalled the parser */
+    fixture *fx = start(MS_PROTO_IMAP, false, MS_DETECT_PORT, 0);
+    seg(fx, S2C, 1, "* OK IMAP4rev1 ready\r\n");
+    seg(fx, C2S, 2, "a1 LOGIN\t\rX22x\r\n");
+    seg(fx, C2S, 3, "a2 LOGIN alice\tsecret\r\n");
+    assert_int_equal(count_kind(fx, MS_FACT_AUTH_REQUEST), 2);
+    str_is(fx->f[find(fx, MS_FACT_AUTH_REQUEST, 1)].creds.username.s, "alice");
+    str_is(fx->f[find(fx, MS_FACT_AUTH_REQUEST, 1)].creds.password.s, "secret");
+    finish(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_imap_login_atoms_and_quoted),
         cmocka_unit_test(test_imap_authenticate_sasl_ir_and_abort),
         cmocka_unit_test(test_unfinished_attempt_still_begins),
+        cmocka_unit_test(test_imap_login_odd_whitespace_terminates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
