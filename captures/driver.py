@@ -35,6 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from accounts import load_tokens, load_users  # noqa: E402
 import ntlm  # noqa: E402  (captures/ntlm.py: MD4, DES, NTLMSSP)
 
 HOST = "127.0.0.1"
@@ -46,26 +47,6 @@ DOMAIN = "mail.test"
 TIMEOUT = 10
 # Ports the plugin knows by default; anything else must be found by content.
 WELL_KNOWN_PORTS = {25, 587, 465, 110, 995, 143, 993}
-
-
-def load_users(path):
-    """user -> password, from the same passwd-file Dovecot authenticates with."""
-    users = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            user, password = line.split(":")[:2]
-            users[user] = password
-    return users
-
-
-def load_tokens(path):
-    """user -> the fake OAuth bearer token peer.py accepts for that user."""
-    tokens = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            user, token = line.split()
-            tokens[user] = token
-    return tokens
 
 
 USERS = load_users(HERE / "config" / "users")

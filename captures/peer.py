@@ -37,6 +37,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from accounts import load_tokens, load_users  # noqa: E402
 import ntlm  # noqa: E402
 
 VERSION = "mailsec-peer 1.0"
@@ -44,26 +45,6 @@ NAME = "peer.mail.test"
 BANNER = "mailsec scripted peer (captures/peer.py)"
 MECHANISMS = ["NTLM", "XOAUTH2", "OAUTHBEARER", "GSSAPI"]
 TIMEOUT = 30
-
-
-def load_users(path):
-    """user -> password, from the passwd-file Dovecot uses too."""
-    users = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            user, password = line.split(":")[:2]
-            users[user] = password
-    return users
-
-
-def load_tokens(path):
-    """user -> the one bearer token accepted for that user."""
-    tokens = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            user, token = line.split()
-            tokens[user] = token
-    return tokens
 
 
 USERS = load_users(HERE / "config" / "users")

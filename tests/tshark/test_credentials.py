@@ -28,7 +28,12 @@ import struct
 
 import pytest
 
-from conftest import ground_truth_captures
+import sys
+
+from conftest import ROOT, ground_truth_captures
+
+sys.path.insert(0, str(ROOT / "captures"))
+import ntlm  # noqa: E402  (captures/ntlm.py)
 
 ATTEMPT, MECH, USER, AUTHZID, PASSWORD, TOKEN, HASH, EXPOSED, RESULT, REQUEST_IN, RESULT_IN, AUTH_USER = (
     "mailsec.auth.attempt", "mailsec.auth.mechanism", "mailsec.auth.username",
@@ -56,115 +61,22 @@ if not CASES:
 BRUTE = [c for c in CASES if c.values[0][2]["name"].endswith("-bruteforce")]
 
 
-# --- hash recomputation (independent of the generator's code) -------------------
+# --- hash recomputation -------------------------------------------------------
 
 def hmac_md5(key, data):
     return hmac.new(key, data, "md5").digest()
 
 
-def md4(data):
-    """RFC 1320."""
-    mask = 0xFFFFFFFF
-
-    def rol(x, n):
-        return ((x << n) | (x >> (32 - n))) & mask
-
-    rounds = [
-        (lambda x, y, z: (x & y) | (~x & z), list(range(16)), (3, 7, 11, 19), 0),
-        (lambda x, y, z: (x & y) | (x & z) | (y & z),
-         [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15], (3, 5, 9, 13), 0x5A827999),
-        (lambda x, y, z: x ^ y ^ z,
-         [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15], (3, 9, 11, 15), 0x6ED9EBA1),
-    ]
-    h = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476]
-    msg = data + b"\x80" + b"\0" * ((55 - len(data)) % 64) + struct.pack("<Q", len(data) * 8)
-    for off in range(0, len(msg), 64):
-        x = struct.unpack("<16I", msg[off:off + 64])
-        a, b, c, d = h
-        for fn, order, shifts, const in rounds:
-            for i, k in enumerate(order):
-                a, b, c, d = d, rol((a + fn(b, c, d) + x[k] + const) & mask, shifts[i % 4]), b, c
-        h = [(v + w) & mask for v, w in zip(h, (a, b, c, d))]
-    return struct.pack("<4I", *h)
-
-
-_DES_IP = [58, 50, 42, 34, 26, 18, 10, 2, 60, 52, 44, 36, 28, 20, 12, 4, 62, 54, 46, 38, 30, 22, 14, 6,
-           64, 56, 48, 40, 32, 24, 16, 8, 57, 49, 41, 33, 25, 17, 9, 1, 59, 51, 43, 35, 27, 19, 11, 3,
-           61, 53, 45, 37, 29, 21, 13, 5, 63, 55, 47, 39, 31, 23, 15, 7]
-_DES_E = [32, 1, 2, 3, 4, 5, 4, 5, 6, 7, 8, 9, 8, 9, 10, 11, 12, 13, 12, 13, 14, 15, 16, 17,
-          16, 17, 18, 19, 20, 21, 20, 21, 22, 23, 24, 25, 24, 25, 26, 27, 28, 29, 28, 29, 30, 31, 32, 1]
-_DES_P = [16, 7, 20, 21, 29, 12, 28, 17, 1, 15, 23, 26, 5, 18, 31, 10,
-          2, 8, 24, 14, 32, 27, 3, 9, 19, 13, 30, 6, 22, 11, 4, 25]
-_DES_PC1 = [57, 49, 41, 33, 25, 17, 9, 1, 58, 50, 42, 34, 26, 18, 10, 2, 59, 51, 43, 35, 27,
-            19, 11, 3, 60, 52, 44, 36, 63, 55, 47, 39, 31, 23, 15, 7, 62, 54, 46, 38, 30, 22,
-            14, 6, 61, 53, 45, 37, 29, 21, 13, 5, 28, 20, 12, 4]
-_DES_PC2 = [14, 17, 11, 24, 1, 5, 3, 28, 15, 6, 21, 10, 23, 19, 12, 4, 26, 8, 16, 7, 27, 20, 13, 2,
-            41, 52, 31, 37, 47, 55, 30, 40, 51, 45, 33, 48, 44, 49, 39, 56, 34, 53, 46, 42, 50, 36, 29, 32]
-_DES_S = [
-    [14, 4, 13, 1, 2, 15, 11, 8, 3, 10, 6, 12, 5, 9, 0, 7, 0, 15, 7, 4, 14, 2, 13, 1, 10, 6, 12, 11, 9, 5, 3, 8,
-     4, 1, 14, 8, 13, 6, 2, 11, 15, 12, 9, 7, 3, 10, 5, 0, 15, 12, 8, 2, 4, 9, 1, 7, 5, 11, 3, 14, 10, 0, 6, 13],
-    [15, 1, 8, 14, 6, 11, 3, 4, 9, 7, 2, 13, 12, 0, 5, 10, 3, 13, 4, 7, 15, 2, 8, 14, 12, 0, 1, 10, 6, 9, 11, 5,
-     0, 14, 7, 11, 10, 4, 13, 1, 5, 8, 12, 6, 9, 3, 2, 15, 13, 8, 10, 1, 3, 15, 4, 2, 11, 6, 7, 12, 0, 5, 14, 9],
-    [10, 0, 9, 14, 6, 3, 15, 5, 1, 13, 12, 7, 11, 4, 2, 8, 13, 7, 0, 9, 3, 4, 6, 10, 2, 8, 5, 14, 12, 11, 15, 1,
-     13, 6, 4, 9, 8, 15, 3, 0, 11, 1, 2, 12, 5, 10, 14, 7, 1, 10, 13, 0, 6, 9, 8, 7, 4, 15, 14, 3, 11, 5, 2, 12],
-    [7, 13, 14, 3, 0, 6, 9, 10, 1, 2, 8, 5, 11, 12, 4, 15, 13, 8, 11, 5, 6, 15, 0, 3, 4, 7, 2, 12, 1, 10, 14, 9,
-     10, 6, 9, 0, 12, 11, 7, 13, 15, 1, 3, 14, 5, 2, 8, 4, 3, 15, 0, 6, 10, 1, 13, 8, 9, 4, 5, 11, 12, 7, 2, 14],
-    [2, 12, 4, 1, 7, 10, 11, 6, 8, 5, 3, 15, 13, 0, 14, 9, 14, 11, 2, 12, 4, 7, 13, 1, 5, 0, 15, 10, 3, 9, 8, 6,
-     4, 2, 1, 11, 10, 13, 7, 8, 15, 9, 12, 5, 6, 3, 0, 14, 11, 8, 12, 7, 1, 14, 2, 13, 6, 15, 0, 9, 10, 4, 5, 3],
-    [12, 1, 10, 15, 9, 2, 6, 8, 0, 13, 3, 4, 14, 7, 5, 11, 10, 15, 4, 2, 7, 12, 9, 5, 6, 1, 13, 14, 0, 11, 3, 8,
-     9, 14, 15, 5, 2, 8, 12, 3, 7, 0, 4, 10, 1, 13, 11, 6, 4, 3, 2, 12, 9, 5, 15, 10, 11, 14, 1, 7, 6, 0, 8, 13],
-    [4, 11, 2, 14, 15, 0, 8, 13, 3, 12, 9, 7, 5, 10, 6, 1, 13, 0, 11, 7, 4, 9, 1, 10, 14, 3, 5, 12, 2, 15, 8, 6,
-     1, 4, 11, 13, 12, 3, 7, 14, 10, 15, 6, 8, 0, 5, 9, 2, 6, 11, 13, 8, 1, 4, 10, 7, 9, 5, 0, 15, 14, 2, 3, 12],
-    [13, 2, 8, 4, 6, 15, 11, 1, 10, 9, 3, 14, 5, 0, 12, 7, 1, 15, 13, 8, 10, 3, 7, 4, 12, 5, 6, 11, 0, 14, 9, 2,
-     7, 11, 4, 1, 9, 12, 14, 2, 0, 6, 10, 13, 15, 3, 5, 8, 2, 1, 14, 7, 4, 10, 8, 13, 15, 12, 9, 0, 3, 5, 6, 11],
-]
-
-_DES_SHIFTS = [1, 1, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2, 2, 2, 1]
-
-
-def _bits(data):
-    return [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
-
-
-def des_encrypt(key_bits64, block):
-    """FIPS 46-3, one block, on lists of bits."""
-    key = [key_bits64[i - 1] for i in _DES_PC1]
-    c, d = key[:28], key[28:]
-    subkeys = []
-    for s in _DES_SHIFTS:
-        c, d = c[s:] + c[:s], d[s:] + d[:s]
-        subkeys.append([(c + d)[i - 1] for i in _DES_PC2])
-    b = _bits(block)
-    b = [b[i - 1] for i in _DES_IP]
-    left, right = b[:32], b[32:]
-    for sk in subkeys:
-        e = [right[i - 1] ^ sk[j] for j, i in enumerate(_DES_E)]
-        out = []
-        for box in range(8):
-            six = e[6 * box:6 * box + 6]
-            v = _DES_S[box][(six[0] * 2 + six[5]) * 16 + six[1] * 8 + six[2] * 4 + six[3] * 2 + six[4]]
-            out += [(v >> (3 - i)) & 1 for i in range(4)]
-        left, right = right, [x ^ out[i - 1] for x, i in zip(left, _DES_P)]
-    pre, post = right + left, [0] * 64
-    for i, pos in enumerate(_DES_IP):   # the final permutation is IP's inverse
-        post[pos - 1] = pre[i]
-    return bytes(int("".join(map(str, post[i:i + 8])), 2) for i in range(0, 64, 8))
-
-
-def des_key7(k7):
-    """56 key bits, a (zero) parity bit after each 7."""
-    bits = _bits(k7)
-    return [b for i in range(8) for b in bits[7 * i:7 * i + 7] + [0]]
+# MD4, DES and NTLM come from captures/ntlm.py, which checks itself against the
+# RFC 1320 and MS-NLMP published values when imported (and test_hash_helpers_
+# known_answers below checks them again).
+md4 = ntlm.md4
+ntowfv2 = ntlm.ntowfv2
 
 
 def ntlmv1_nt_response(password, challenge):
     """MS-NLMP DESL(NTOWFv1(password), challenge)."""
-    key = md4(password.encode("utf-16-le")) + b"\0" * 5
-    return b"".join(des_encrypt(des_key7(key[i:i + 7]), challenge) for i in (0, 7, 14))
-
-
-def ntowfv2(password, user, domain):
-    return hmac_md5(md4(password.encode("utf-16-le")), (user.upper() + domain).encode("utf-16-le"))
+    return ntlm.ntlmv1_response(password, challenge)
 
 
 def cram_md5_response(user, password, challenge):
@@ -246,8 +158,8 @@ def test_hash_helpers_known_answers():
     assert md4(b"message digest").hex() == "d9130a8164549fe818874806e1c7014b"
     assert md4(b"1234567890" * 8).hex() == "e33b4ddc9c38f2199c3e7b164fcc0536"
     # The textbook DES example (key 133457799BBCDFF1).
-    assert des_encrypt(_bits(bytes.fromhex("133457799bbcdff1")),
-                       bytes.fromhex("0123456789abcdef")).hex() == "85e813540f0ab405"
+    assert ntlm.des_encrypt(bytes.fromhex("133457799bbcdff1"),
+                            bytes.fromhex("0123456789abcdef")).hex() == "85e813540f0ab405"
     # MS-NLMP 4.2.2 and 4.2.4: user "User", domain "Domain", password "Password".
     challenge = bytes.fromhex("0123456789abcdef")
     assert ntlmv1_nt_response("Password", challenge).hex() == \
