@@ -84,10 +84,21 @@ guint mailsec_tls_feed_records(packet_info *pinfo, mailsec_conv *mc, ms_dir dir,
 void mailsec_tls_handoff(void);
 
 /* One login attempt, shared by its request frame and its verdict frame. */
+/* Strings decoded from the wire are kept escaped (control bytes and invalid
+ * UTF-8 as \xNN, like Wireshark's format_text), so no message, label or field
+ * can carry a terminal escape; where escaping changed a user name or a
+ * password, its raw bytes are kept beside it. */
+typedef struct {
+    const guint8 *data;
+    guint len;
+} mailsec_raw;
+
 typedef struct mailsec_attempt {
     guint number;           /* 1, 2, 3 ... within the session */
     const char *mechanism;
     const char *username;   /* NULL when the mechanism carries none */
+    mailsec_raw username_raw; /* set only when the user name needed escaping */
+    mailsec_raw password_raw;
     const char *authzid;
     const char *password;
     const char *token;
@@ -137,6 +148,7 @@ void mailsec_tap_credential(packet_info *pinfo, const mailsec_attempt *a, int pa
 
 /* mailsec-alerts.c */
 void mailsec_alerts_register(int proto);
-void mailsec_alerts_add(packet_info *pinfo, proto_item *ti, const mailsec_frame *fr);
+/* Raises the frame's alerts under tree (the mailsec subtree). */
+void mailsec_alerts_add(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, const mailsec_frame *fr);
 
 #endif

@@ -41,6 +41,8 @@ static int hf_mailsec_auth_mechanism = -1;
 static int hf_mailsec_auth_username = -1;
 static int hf_mailsec_auth_authzid = -1;
 static int hf_mailsec_auth_password = -1;
+static int hf_mailsec_auth_username_raw = -1;
+static int hf_mailsec_auth_password_raw = -1;
 static int hf_mailsec_auth_token = -1;
 static int hf_mailsec_auth_hash = -1;
 static int hf_mailsec_auth_realm = -1;
@@ -156,9 +158,11 @@ static bool has_field(proto_tree *tree, int hf)
 
 typedef struct {
     guint32 seq;
+    guint32 ack_raw;   /* the acknowledgement number, when the ACK flag is set */
     guint32 len;
     bool syn;
     bool ack;
+    bool rst;
     guint32 stream;
     tvbuff_t *tvb;  /* where the payload bytes are */
     gint offset;
@@ -172,6 +176,14 @@ static bool read_tcp(proto_tree *tree, tcp_facts *t)
     if (!(fi = last_field(tree, hf_tcp_seq_raw)))
         return false;
     t->seq = fvalue_get_uinteger(MAILSEC_FI_FVALUE(fi));
+    /* The rest of the header sits beside the sequence number (TCP header
+     * offset 4): acknowledgement number at 8, flags at 13. */
+    if (fi->ds_tvb && tvb_captured_length_remaining(fi->ds_tvb, fi->start) >= 10) {
+        guint8 flags = tvb_get_guint8(fi->ds_tvb, fi->start + 9);
+        t->rst = (flags & 0x04) != 0;
+        if (flags & 0x10)
+            t->ack_raw = tvb_get_ntohl(fi->ds_tvb, fi->start + 4);
+    }
     if ((fi = last_field(tree, hf_tcp_len)))
         t->len = fvalue_get_uinteger(MAILSEC_FI_FVALUE(fi));
     if ((fi = last_field(tree, hf_tcp_flags_syn)))
@@ -208,14 +220,33 @@ typedef struct {
     packet_info *pinfo;
 } fact_sink_ctx;
 
-static const char *copy_small(const ms_str_small *f)
+/* A decoded value, escaped for display; raw (if given) gets the bytes when
+ * escaping changed them. */
+static const char *copy_text(const char *p, size_t len, mailsec_raw *raw)
 {
-    return f->set ? wmem_strndup(wmem_file_scope(), f->s, f->len) : NULL;
+    char *shown = format_text(wmem_file_scope(), (const guchar *)p, len);
+    if (raw && (strlen(shown) != len || memcmp(shown, p, len) != 0)) {
+        raw->data = (const guint8 *)wmem_memdup(wmem_file_scope(), p, len);
+        raw->len = (guint)len;
+    }
+    return shown;
+}
+
+static const char *copy_small(const ms_str_small *f, mailsec_raw *raw)
+{
+    return f->set ? copy_text(f->s, f->len, raw) : NULL;
 }
 
 static const char *copy_large(const ms_str_large *f)
 {
-    return f->set ? wmem_strndup(wmem_file_scope(), f->s, f->len) : NULL;
+    return f->set ? copy_text(f->s, f->len, NULL) : NULL;
+}
+
+static const char *mech_label(const ms_creds *c)
+{
+    /* a mechanism we do not decode is shown by the name the client used */
+    return c->mech == MS_MECH_OTHER && c->mech_name.len ? copy_text(c->mech_name.s, c->mech_name.len, NULL)
+                                                         : ms_mech_name(c->mech);
 }
 
 static mailsec_attempt *new_attempt(fact_sink_ctx *sc, const ms_fact *f)
@@ -225,17 +256,14 @@ static mailsec_attempt *new_attempt(fact_sink_ctx *sc, const ms_fact *f)
     a->number = (guint)f->ival;
     a->proto = (guint8)ms_session_proto(sc->mc->core);
     if (c) {
-        /* a mechanism we do not decode is shown by the name the client used */
-        a->mechanism = c->mech == MS_MECH_OTHER && c->mech_name.len
-                     ? wmem_strdup(wmem_file_scope(), c->mech_name.s)
-                     : ms_mech_name(c->mech);
-        a->username = copy_small(&c->username);
-        a->authzid = c->authzid.len ? copy_small(&c->authzid) : NULL;
-        a->password = copy_small(&c->password);
+        a->mechanism = mech_label(c);
+        a->username = copy_small(&c->username, &a->username_raw);
+        a->authzid = c->authzid.len ? copy_small(&c->authzid, NULL) : NULL;
+        a->password = copy_small(&c->password, &a->password_raw);
         a->token = copy_large(&c->token);
         a->hash = copy_large(&c->hash);
-        a->realm = c->realm.len ? copy_small(&c->realm) : NULL;
-        a->workstation = c->workstation.len ? copy_small(&c->workstation) : NULL;
+        a->realm = c->realm.len ? copy_small(&c->realm, NULL) : NULL;
+        a->workstation = c->workstation.len ? copy_small(&c->workstation, NULL) : NULL;
         a->material = copy_large(&c->material);
     }
     sc->mc->last_attempt = a;
@@ -253,9 +281,7 @@ static void store_fact(void *ctx, const ms_fact *f)
     mf->count = f->count;
     if (f->kind == MS_FACT_AUTH_START && f->obj) {
         /* keep the mechanism's name for the label */
-        const ms_creds *c = (const ms_creds *)f->obj;
-        const char *name = c->mech == MS_MECH_OTHER && c->mech_name.len ? c->mech_name.s : ms_mech_name(c->mech);
-        mf->data = (guint8 *)wmem_strdup(wmem_file_scope(), name);
+        mf->data = (guint8 *)wmem_strdup(wmem_file_scope(), mech_label((const ms_creds *)f->obj));
     } else if (f->kind == MS_FACT_AUTH_REQUEST) {
         mf->attempt = new_attempt(sc, f);
         mf->attempt->exposed = f->ival2 != 0;
@@ -304,6 +330,19 @@ static void feed_record(void *ctx, const guint8 *data, guint len)
     rf->count++;
 }
 
+typedef struct {
+    ms_session *core;
+    ms_dir dir;
+    const ms_feed_ctx *feed;
+} stream_feed;
+
+/* In-order cleartext bytes of one direction, from ms_seq. */
+static void feed_segment(void *ctx, const guint8 *p, size_t n, guint64 lost)
+{
+    stream_feed *sf = (stream_feed *)ctx;
+    ms_session_segment(sf->core, sf->dir, p, n, lost, sf->feed);
+}
+
 /* Make a mail session of this conversation, if it is one. */
 static bool adopt(mailsec_conv *mc, packet_info *pinfo, proto_tree *tree, const tcp_facts *t)
 {
@@ -348,6 +387,8 @@ static bool adopt(mailsec_conv *mc, packet_info *pinfo, proto_tree *tree, const 
     mc->core = ms_session_new(&file_allocator, &cfg);
     if (!mc->core)
         return false;
+    ms_seq_init(&mc->seq[MS_DIR_C2S], &file_allocator);
+    ms_seq_init(&mc->seq[MS_DIR_S2C], &file_allocator);
     if (server_is_src) {
         copy_address_wmem(wmem_file_scope(), &mc->server_addr, &pinfo->src);
         mc->server_port = pinfo->srcport;
@@ -394,20 +435,22 @@ static mailsec_frame *analyse_frame(packet_info *pinfo, proto_tree *tree)
     ms_feed_ctx feed = { pinfo->num, store_fact, &sc };
     ms_dir dir = frame_dir(mc, pinfo);
 
+    stream_feed sf[2] = { { mc->core, MS_DIR_C2S, &feed }, { mc->core, MS_DIR_S2C, &feed } };
+    ms_dir peer = dir == MS_DIR_C2S ? MS_DIR_S2C : MS_DIR_C2S;
+    /* What this frame acknowledges tells whether a hole in the other
+     * direction will ever fill: bytes the peer received and the capture
+     * lacks are lost. */
+    if (t.ack)
+        ms_seq_ack(&mc->seq[peer], t.ack_raw, feed_segment, &sf[peer]);
     if (t.syn) {
         ms_seq_syn(&mc->seq[dir], t.seq);
     } else if (t.len > 0) {
-        ms_seq_span span = ms_seq_segment(&mc->seq[dir], t.seq, t.len);
-        if (span.take > 0 && (gint)span.skip < t.captured) {
-            gint avail = t.captured - (gint)span.skip;
-            gint take = MIN(avail, (gint)span.take);
-            const guint8 *p = tvb_get_ptr(t.tvb, t.offset + (gint)span.skip, take);
-            ms_session_segment(mc->core, dir, p, (size_t)take, span.gap, &feed);
-            if (take < (gint)span.take) {
-                /* the capture cut the segment short: what follows is a gap */
-                mc->seq[dir].next = t.seq + (guint32)span.skip + (guint32)take;
-            }
-        }
+        const guint8 *p = t.captured > 0 ? tvb_get_ptr(t.tvb, t.offset, t.captured) : NULL;
+        ms_seq_segment(&mc->seq[dir], t.seq, p, (size_t)t.captured, t.len, feed_segment, &sf[dir]);
+    }
+    if (t.rst) {
+        ms_seq_flush(&mc->seq[MS_DIR_C2S], feed_segment, &sf[MS_DIR_C2S]);
+        ms_seq_flush(&mc->seq[MS_DIR_S2C], feed_segment, &sf[MS_DIR_S2C]);
     }
     if (ms_session_tls(mc->core)) {
         record_feed rf = { mc->core, dir, &feed, 0 };
@@ -424,7 +467,7 @@ static mailsec_frame *analyse_frame(packet_info *pinfo, proto_tree *tree)
     size_t ulen;
     const char *user = ms_session_auth_user(mc->core, &ulen, &gen);
     if (user && gen != mc->auth_user_gen) {
-        mc->auth_user = wmem_strndup(wmem_file_scope(), user, ulen);
+        mc->auth_user = copy_text(user, ulen, NULL);
         mc->auth_user_gen = gen;
     }
     fr->auth_user = mc->auth_user;
@@ -483,9 +526,17 @@ static void add_text(proto_tree *t, int hf, tvbuff_t *tvb, packet_info *pinfo, c
 {
     if (!v)
         return;
-    const char *shown = secret && mailsec_prefs.hide_secrets
-                      ? MAILSEC_HIDDEN : format_text(pinfo->pool, (const guchar *)v, strlen(v));
+    (void)pinfo;
+    /* v was escaped when it was stored (copy_text) */
+    const char *shown = secret && mailsec_prefs.hide_secrets ? MAILSEC_HIDDEN : v;
     proto_item_set_generated(proto_tree_add_string(t, hf, tvb, 0, 0, shown));
+}
+
+static void add_raw(proto_tree *t, int hf, tvbuff_t *tvb, const mailsec_raw *raw, bool secret)
+{
+    if (!raw->data || (secret && mailsec_prefs.hide_secrets))
+        return;
+    proto_item_set_generated(proto_tree_add_bytes_with_length(t, hf, tvb, 0, 0, raw->data, raw->len));
 }
 
 static void render_attempt_request(proto_tree *tree, tvbuff_t *tvb, packet_info *pinfo,
@@ -493,13 +544,14 @@ static void render_attempt_request(proto_tree *tree, tvbuff_t *tvb, packet_info 
 {
     proto_tree *at = proto_tree_add_subtree_format(tree, tvb, 0, 0, ett_mailsec_auth, NULL,
         "Login attempt %u: %s%s%s%s", a->number, a->mechanism, a->username ? " " : "",
-        a->username ? format_text(pinfo->pool, (const guchar *)a->username, strlen(a->username)) : "",
-        a->exposed ? " (in clear)" : "");
+        a->username ? a->username : "", a->exposed ? " (in clear)" : "");
     proto_item_set_generated(proto_tree_add_uint(at, hf_mailsec_auth_attempt, tvb, 0, 0, a->number));
     add_text(at, hf_mailsec_auth_mechanism, tvb, pinfo, a->mechanism, false);
     add_text(at, hf_mailsec_auth_username, tvb, pinfo, a->username, false);
     add_text(at, hf_mailsec_auth_authzid, tvb, pinfo, a->authzid, false);
+    add_raw(at, hf_mailsec_auth_username_raw, tvb, &a->username_raw, false);
     add_text(at, hf_mailsec_auth_password, tvb, pinfo, a->password, true);
+    add_raw(at, hf_mailsec_auth_password_raw, tvb, &a->password_raw, true);
     add_text(at, hf_mailsec_auth_token, tvb, pinfo, a->token, true);
     add_text(at, hf_mailsec_auth_hash, tvb, pinfo, a->hash, false);
     add_text(at, hf_mailsec_auth_realm, tvb, pinfo, a->realm, false);
@@ -561,7 +613,7 @@ static void render(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const ma
         else if (f->kind == MS_FACT_AUTH_RESULT && f->attempt)
             render_attempt_result(mt, tvb, pinfo, f->attempt, f->ival2);
     }
-    mailsec_alerts_add(pinfo, ti, fr);
+    mailsec_alerts_add(pinfo, mt, tvb, fr);
 }
 
 static int dissect_mailsec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
@@ -633,6 +685,12 @@ void proto_register_mailsec(void)
         { &hf_mailsec_auth_password,
           { "Password", "mailsec.auth.password", FT_STRING, BASE_NONE, NULL, 0x0,
             "The cleartext password, where the mechanism sends one", HFILL } },
+        { &hf_mailsec_auth_username_raw,
+          { "Username bytes", "mailsec.auth.username.raw", FT_BYTES, BASE_NONE, NULL, 0x0,
+            "The user name as sent, when it holds bytes that the text field shows escaped", HFILL } },
+        { &hf_mailsec_auth_password_raw,
+          { "Password bytes", "mailsec.auth.password.raw", FT_BYTES, BASE_NONE, NULL, 0x0,
+            "The password as sent, when it holds bytes that the text field shows escaped", HFILL } },
         { &hf_mailsec_auth_token,
           { "Bearer token", "mailsec.auth.token", FT_STRING, BASE_NONE, NULL, 0x0,
             "OAuth 2.0 bearer token (XOAUTH2, OAUTHBEARER)", HFILL } },

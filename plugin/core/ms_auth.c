@@ -184,6 +184,7 @@ void ms_auth_challenge(ms_session *s, const uint8_t *b64, size_t len)
     ms_auth *a = &s->auth;
     if (!a->active)
         return;
+    a->challenge_open = true;
     if (!a->have_challenge) {
         size_t keep = len < MS_STR_SMALL ? len : MS_STR_SMALL;
         memcpy(a->challenge, b64, keep);
@@ -217,10 +218,17 @@ void ms_auth_start_args(ms_session *s, const uint8_t *args, size_t n)
     ms_auth_start(s, args, ml, init, il, il > 0);
 }
 
+bool ms_auth_expects_response(const ms_session *s)
+{
+    return s->auth.active && s->auth.challenge_open;
+}
+
 void ms_auth_client_line(ms_session *s, const uint8_t *line, size_t len)
 {
-    if (s->auth.active)
-        client_b64(s, line, len);
+    if (!s->auth.active)
+        return;
+    s->auth.challenge_open = false;
+    client_b64(s, line, len);
 }
 
 void ms_auth_single(ms_session *s, ms_creds *creds)

@@ -75,7 +75,9 @@ typedef enum {
     MS_FACT_AUTH_RESULT,       /* the server's verdict. ival: attempt; ival2: ms_auth_result;
                                   obj: ms_creds; ref_frame: request frame;
                                   count: failures so far in the session */
-    MS_FACT_AUTH_MALFORMED     /* ival: ms_auth_problem */
+    MS_FACT_AUTH_MALFORMED,    /* ival: ms_auth_problem */
+    MS_FACT_STREAM_GAP         /* bytes missing from the capture. ival: ms_dir;
+                                  count: how many (capped at 2^32-1) */
 } ms_fact_kind;
 
 typedef enum {

@@ -139,3 +139,12 @@ bool ms_looks_like_tls(const uint8_t *p, size_t len)
     unsigned rlen = ((unsigned)p[3] << 8) | p[4];
     return rlen > 0 && rlen <= 16384 + 2048;
 }
+
+bool ms_looks_like_tls_hello(const uint8_t *p, size_t len)
+{
+    if (len < 6 || p[0] != 22 || !ms_looks_like_tls(p, len))
+        return false;
+    unsigned rlen = ((unsigned)p[3] << 8) | p[4];
+    /* a handshake message header is 4 bytes; Hellos are far longer */
+    return rlen >= 4 + 34 && (p[5] == 1 || p[5] == 2);
+}

@@ -19,8 +19,14 @@ ms_guess ms_detect_server_line(const uint8_t *line, size_t len);
 /* The first line a client sends. */
 ms_guess ms_detect_client_line(const uint8_t *line, size_t len);
 
-/* A TLS record header (handshake, alert, CCS or application data). */
+/* A TLS record header (handshake, alert, CCS or application data): enough to
+ * tell TLS from text on a port where TLS is expected. */
 bool ms_looks_like_tls(const uint8_t *p, size_t len);
+
+/* The start of a TLS handshake: a handshake record whose first message is a
+ * ClientHello or ServerHello. A cleartext session switches to TLS only on
+ * this, so five bytes that merely look like a record header cannot blind it. */
+bool ms_looks_like_tls_hello(const uint8_t *p, size_t len);
 
 /* Helpers shared with the protocol adapters. */
 bool ms_ci_prefix(const uint8_t *p, size_t len, const char *prefix);

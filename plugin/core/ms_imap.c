@@ -97,6 +97,7 @@ static void login_args_line(ms_session *s, ms_imap_args *a, const uint8_t *p, si
             a->count++;
         }
     }
+    a->in_literal = false;
     if (literal) {
         ms_str_small *f = next_arg(a);
         if (f) {
@@ -113,16 +114,25 @@ static void login_finish(ms_session *s)
 {
     ms_imap_state *st = &s->imap;
     ms_imap_args *a = st->args;
+    if (!a)
+        return;
+    if (a->in_literal) {
+        /* the literal never completed: what came of it is a piece */
+        a->arg[a->count].truncated = true;
+        a->in_literal = false;
+        a->count++;
+        a->incomplete = true;
+    }
     ms_creds *c = ms_auth_new_creds(s);
     if (c) {
         c->mech = MS_MECH_IMAP_LOGIN;
-        if (a->arg[0].set)
+        /* a literal cut short is a piece of unknown length: no user name */
+        if (a->arg[0].set && !(a->incomplete && a->arg[0].truncated))
             ms_str_small_set(&c->username, a->arg[0].s, a->arg[0].len);
-        if (a->arg[1].set)
+        /* a password cut by a hole or never finished is not a password */
+        if (a->arg[1].set && !(a->incomplete && a->arg[1].truncated))
             ms_str_small_set(&c->password, a->arg[1].s, a->arg[1].len);
-        c->username.truncated |= a->arg[0].truncated;
-        c->password.truncated |= a->arg[1].truncated;
-        if (a->count < 2)
+        if (a->count < 2 || !c->password.set || !c->username.set)
             ms_emit(s, MS_FACT_AUTH_MALFORMED, MS_AUTH_BAD_ARGUMENTS, 0, NULL, 0);
         ms_auth_single(s, c);
     }
@@ -130,12 +140,26 @@ static void login_finish(ms_session *s)
     st->args = NULL;
 }
 
+/* The command being continued after a literal is over: the server answered
+ * it (and so did not wait for the literal), or a hole broke it. */
+static void abandon_client_command(ms_session *s)
+{
+    ms_imap_state *st = &s->imap;
+    ms_lines_cancel_raw(&s->lines[MS_DIR_C2S]);
+    st->client_cont = false;
+    st->cont_tag_len = 0;
+    if (st->args) {
+        st->args->incomplete = true;
+        login_finish(s);
+    }
+}
+
 static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, unsigned flags)
 {
     ms_imap_state *st = &s->imap;
     if (flags & MS_LINE_RAW) {
         /* literal octets: a LOGIN argument, or data we pass over */
-        if (st->args && st->args->in_literal) {
+        if (st->args && st->args->in_literal && st->args->count < 2) {
             ms_str_small *f = &st->args->arg[st->args->count];
             arg_append(f, p, n);
             if (flags & MS_LINE_RAW_END) {
@@ -153,7 +177,7 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
             login_finish(s);
         return MS_LINES_CONTINUE;
     }
-    if (st->in_sasl) {
+    if (st->in_sasl && ms_auth_expects_response(s)) {
         ms_auth_client_line(s, p, n); /* "*" aborts; the tagged BAD follows */
         return MS_LINES_CONTINUE;
     }
@@ -168,6 +192,8 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     else if (ms_token_is(c, cl, "LOGIN")) cmd = IMAP_LOGIN;
     else if (ms_token_is(c, cl, "CAPABILITY")) cmd = IMAP_CAPABILITY;
     ms_pending_push(s, cmd, p, tl);
+    st->cont_tag_len = tl < MS_TAG_MAX ? tl : MS_TAG_MAX;
+    memcpy(st->cont_tag, p, st->cont_tag_len);
     if (cmd == IMAP_STARTTLS)
         return ms_starttls_command(s);
     const uint8_t *rest = c + cl;
@@ -225,6 +251,8 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
     if (!ok && !ms_token_is(r, rl, "NO") && !ms_token_is(r, rl, "BAD"))
         return MS_LINES_CONTINUE;
     capability_check(s, p, n);
+    if (st->client_cont && tl == st->cont_tag_len && memcmp(p, st->cont_tag, tl) == 0)
+        abandon_client_command(s);
     uint8_t cmd;
     if (!ms_pending_take_tag(s, p, tl, &cmd, NULL))
         return MS_LINES_CONTINUE;
@@ -242,6 +270,26 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
 ms_lines_verdict ms_imap_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags)
 {
     return dir == MS_DIR_C2S ? client_line(s, p, n, flags) : server_line(s, p, n, flags);
+}
+
+void ms_imap_gap(ms_session *s, ms_dir dir, ms_gap_kind k)
+{
+    ms_imap_state *st = &s->imap;
+    if (dir == MS_DIR_S2C) {
+        if (k != MS_GAP_IN_RAW)
+            st->server_cont = false;
+        return;
+    }
+    if (st->args)
+        st->args->incomplete = true;
+    if (k == MS_GAP_IN_RAW) {
+        /* the literal goes on: the bytes it lost make its argument a piece */
+        if (st->args && st->args->in_literal && st->args->count < 2)
+            st->args->arg[st->args->count].truncated = true;
+        return;
+    }
+    if (st->client_cont || st->args)
+        abandon_client_command(s);
 }
 
 void ms_imap_tls_started(ms_session *s)

@@ -34,6 +34,27 @@ void ms_lines_expect_raw(ms_lines *l, uint64_t n)
 }
 
 /* Keep at most l->max bytes of the current line; count the rest in seen. */
+uint64_t ms_lines_raw_left(const ms_lines *l)
+{
+    return l->raw_left;
+}
+
+void ms_lines_cancel_raw(ms_lines *l)
+{
+    l->raw_left = 0;
+}
+
+ms_gap_kind ms_lines_gap(ms_lines *l, uint64_t lost)
+{
+    if (l->raw_left > lost) {
+        l->raw_left -= lost;
+        return MS_GAP_IN_RAW;
+    }
+    ms_gap_kind k = l->raw_left ? MS_GAP_ENDED_RAW : MS_GAP_IN_LINES;
+    ms_lines_reset(l);
+    return k;
+}
+
 static void append_bounded(ms_lines *l, const uint8_t *p, size_t n)
 {
     l->seen += n;

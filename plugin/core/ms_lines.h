@@ -46,6 +46,24 @@ void ms_lines_reset(ms_lines *l);
 /* The next n octets are raw; lines resume after them. */
 void ms_lines_expect_raw(ms_lines *l, uint64_t n);
 
+/* Counted octets still expected (0: reading lines). */
+uint64_t ms_lines_raw_left(const ms_lines *l);
+
+/* The peer ended the counted octets early (the server answered the command
+ * that announced them, so it did not wait for them): read lines again. */
+void ms_lines_cancel_raw(ms_lines *l);
+
+/* What a hole in the stream did to the tokeniser. */
+typedef enum {
+    MS_GAP_IN_LINES = 0, /* no counted octets: a partial line was forgotten */
+    MS_GAP_IN_RAW,       /* the hole lies inside counted octets, which go on shorter */
+    MS_GAP_ENDED_RAW     /* the counted octets ended inside the hole; lines follow it */
+} ms_gap_kind;
+
+/* lost bytes are missing from the stream before the next input. Counted
+ * octets absorb them, so a literal's count stays true across the hole. */
+ms_gap_kind ms_lines_gap(ms_lines *l, uint64_t lost);
+
 /* Deliver a partial line as if it had ended (the peer acted on it: a server
  * answered a command whose line end never came). Returns the callback's verdict. */
 ms_lines_verdict ms_lines_flush(ms_lines *l, ms_line_cb cb, void *ctx);

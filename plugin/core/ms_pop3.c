@@ -105,7 +105,7 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     ms_pop3_state *st = &s->pop3;
     if (flags & MS_LINE_RAW)
         return MS_LINES_CONTINUE;
-    if (st->in_sasl) {
+    if (st->in_sasl && ms_auth_expects_response(s)) {
         /* a SASL response line; "*" aborts (RFC 5034) */
         ms_auth_client_line(s, p, n);
         return MS_LINES_CONTINUE;
@@ -189,6 +189,14 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
 ms_lines_verdict ms_pop3_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags)
 {
     return dir == MS_DIR_C2S ? client_line(s, p, n, flags) : server_line(s, p, n, flags);
+}
+
+void ms_pop3_gap(ms_session *s, ms_dir dir, ms_gap_kind k)
+{
+    /* POP3 has no counted octets; a multi-line body goes on line by line. */
+    (void)s;
+    (void)dir;
+    (void)k;
 }
 
 void ms_pop3_tls_started(ms_session *s)

@@ -1,29 +1,57 @@
-/* ms_seq.h — which bytes of a TCP segment are new to one direction's stream.
+/* ms_seq.h — one direction of a TCP stream put back in order.
  *
- * Retransmitted and overlapping bytes are dropped, so a line is never seen
- * twice; a hole (bytes the capture missed) is reported so the tokeniser can
- * forget a half line instead of gluing two pieces of different lines.
+ * Segments arrive in capture order, which is not always stream order: a
+ * segment that comes early (its predecessor was reordered or is still to be
+ * retransmitted) is held, bounded, until the bytes before it arrive; bytes
+ * already delivered are never delivered again, so a retransmission carrying
+ * other bytes cannot rewrite what the stream said (the first copy wins, as in
+ * the receiving host). A hole is given up — delivered as lost bytes — when the
+ * peer acknowledges past it (the receiver had the bytes, the capture did not),
+ * when the hold is full, or when the caller flushes (RST).
  */
 #ifndef MS_SEQ_H
 #define MS_SEQ_H
 
 #include "ms_core.h"
 
-typedef struct {
-    bool init;
-    uint32_t next; /* the next sequence number we expect */
-} ms_seq;
+/* Bounds of what is held while waiting for a hole to fill. */
+#define MS_SEQ_HOLD_SEGMENTS 256
+#define MS_SEQ_HOLD_BYTES (256u * 1024u)
+
+typedef struct ms_seq_held ms_seq_held;
 
 typedef struct {
-    size_t skip;  /* leading bytes already seen */
-    size_t take;  /* new bytes after them */
-    bool gap;     /* bytes are missing before this segment */
-} ms_seq_span;
+    const ms_allocator *alloc;
+    bool init;
+    uint32_t next;       /* the next sequence number the stream expects */
+    uint64_t lost;       /* bytes given up, not yet reported to the consumer */
+    ms_seq_held *held;   /* early segments, sorted by sequence number */
+    unsigned held_count;
+    size_t held_bytes;
+} ms_seq;
+
+/* Called with in-order bytes; lost: bytes missing just before them (0 if none). */
+typedef void (*ms_seq_deliver_fn)(void *ctx, const uint8_t *p, size_t n, uint64_t lost);
+
+void ms_seq_init(ms_seq *s, const ms_allocator *a);
+void ms_seq_free(ms_seq *s);
 
 /* A SYN (or SYN-ACK) fixes the initial sequence number. */
 void ms_seq_syn(ms_seq *s, uint32_t seq);
 
-/* Account for a segment carrying len bytes at seq. */
-ms_seq_span ms_seq_segment(ms_seq *s, uint32_t seq, uint32_t len);
+/* A segment of len bytes at seq, of which the first captured are in p (the
+ * capture may cut a segment short; the rest counts as lost). Delivers what is
+ * now in order, possibly including held segments, through cb. */
+void ms_seq_segment(ms_seq *s, uint32_t seq, const uint8_t *p, size_t captured, uint32_t len,
+                    ms_seq_deliver_fn cb, void *ctx);
+
+/* The peer acknowledged everything before ack: a hole below it is lost. */
+void ms_seq_ack(ms_seq *s, uint32_t ack, ms_seq_deliver_fn cb, void *ctx);
+
+/* Give up every hole and deliver all that is held. */
+void ms_seq_flush(ms_seq *s, ms_seq_deliver_fn cb, void *ctx);
+
+/* Is anything held, waiting for a hole to fill? */
+bool ms_seq_waiting(const ms_seq *s);
 
 #endif

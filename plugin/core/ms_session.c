@@ -313,7 +313,39 @@ static void flush_answered_client_line(ms_session *s)
     s->dir = MS_DIR_S2C;
 }
 
-void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, bool gap,
+/* Bytes of one direction are missing from the capture. Counted octets
+ * (literals, BDAT chunks) absorb the loss so their end stays where it is;
+ * the adapter abandons whatever the hole broke. */
+static void stream_gap(ms_session *s, ms_dir dir, uint64_t lost)
+{
+    ms_fact f = { MS_FACT_STREAM_GAP, (int)dir, 0, NULL, 0, NULL, 0,
+                  lost > UINT32_MAX ? UINT32_MAX : (uint32_t)lost };
+    ms_emit_fact(s, &f);
+    ms_gap_kind k = ms_lines_gap(&s->lines[dir], lost);
+    switch (s->proto) {
+    case MS_PROTO_SMTP: ms_smtp_gap(s, dir, k); break;
+    case MS_PROTO_POP3: ms_pop3_gap(s, dir, k); break;
+    case MS_PROTO_IMAP: ms_imap_gap(s, dir, k); break;
+    default: break;
+    }
+}
+
+/* The same the other way round: an SMTP or POP3 client speaks after a reply
+ * line. When the server's line has no end yet, the client took it as one (a
+ * greeting sent without its CRLF, seen in the wild), so the server's next
+ * bytes start a new reply instead of being glued to it. */
+static void flush_answered_server_line(ms_session *s)
+{
+    if (s->proto != MS_PROTO_SMTP && s->proto != MS_PROTO_POP3)
+        return;
+    if (!ms_lines_pending(&s->lines[MS_DIR_S2C]))
+        return;
+    s->dir = MS_DIR_S2C;
+    (void)ms_lines_flush(&s->lines[MS_DIR_S2C], on_line, s);
+    s->dir = MS_DIR_C2S;
+}
+
+void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, uint64_t lost,
                         const ms_feed_ctx *ctx)
 {
     if (n == 0)
@@ -326,7 +358,7 @@ void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, b
     }
     s->ctx = ctx;
     s->dir = dir;
-    if (ms_looks_like_tls(p, n) && (!s->payload_seen || s->starttls_pending)) {
+    if (ms_looks_like_tls_hello(p, n) && (!s->payload_seen || s->starttls_pending)) {
         /* TLS from the first byte (implicit TLS on a cleartext port), or a
          * handshake after a STARTTLS whose reply the capture does not hold. */
         if (s->starttls_pending) {
@@ -342,10 +374,12 @@ void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, b
     s->payload_seen = true;
     s->cleartext_bytes += n;
     s->last_cleartext_frame = ctx->frame;
-    if (gap)
-        ms_lines_reset(&s->lines[dir]);
+    if (lost)
+        stream_gap(s, dir, lost);
     if (dir == MS_DIR_S2C)
         flush_answered_client_line(s);
+    else
+        flush_answered_server_line(s);
     feed_lines(s, dir, p, n);
     s->ctx = NULL;
 }

@@ -27,9 +27,10 @@ typedef struct {
 ms_session *ms_session_new(const ms_allocator *a, const ms_session_config *cfg);
 void ms_session_free(ms_session *s);
 
-/* New cleartext bytes of a TCP segment (after ms_seq); gap: bytes were lost
- * before them. Ignored once the session runs TLS. */
-void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, bool gap,
+/* New cleartext bytes of a TCP segment, in stream order (after ms_seq);
+ * lost: bytes missing from the capture just before them. Ignored once the
+ * session runs TLS. */
+void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, uint64_t lost,
                         const ms_feed_ctx *ctx);
 
 /* Decrypted application data of one TLS record. */

@@ -26,6 +26,7 @@ typedef struct {
 typedef struct {
     bool greeted;
     bool in_data;       /* client is sending a DATA body */
+    unsigned bdat_unanswered; /* BDAT commands sent and not answered yet */
     bool in_sasl;       /* client lines are SASL responses, not commands */
     bool reply_open;    /* inside a multi-line reply */
     int reply_code;
@@ -46,9 +47,10 @@ typedef struct {
 /* Arguments of an IMAP LOGIN being read: atoms, quoted strings, literals. */
 typedef struct {
     ms_str_small arg[2];
-    unsigned count;     /* arguments complete so far */
-    bool in_literal;    /* raw octets go to arg[count] */
+    unsigned count;     /* arguments complete so far (at most 2) */
+    bool in_literal;    /* raw octets go to arg[count] (count < 2) */
     bool overflow;      /* more than two arguments */
+    bool incomplete;    /* bytes of the command were lost or never sent */
 } ms_imap_args;
 
 typedef struct {
@@ -57,8 +59,8 @@ typedef struct {
     bool server_cont;   /* next server line continues a response after a literal */
     bool in_sasl;
     ms_imap_args *args; /* set while a LOGIN command is read */
-    char login_tag[MS_TAG_MAX + 1];
-    size_t login_tag_len;
+    char cont_tag[MS_TAG_MAX + 1]; /* the command whose literal is being read */
+    size_t cont_tag_len;
 } ms_imap_state;
 
 /* One login exchange in progress (at most one per session at a time). */
@@ -73,6 +75,7 @@ typedef struct {
     char challenge[MS_STR_SMALL + 1]; /* the first server challenge, as sent */
     size_t challenge_len;
     bool have_challenge;
+    bool challenge_open;    /* the server's last challenge awaits the client's answer */
     uint8_t ntlm_challenge[8];
     bool have_ntlm_challenge;
 } ms_auth;
@@ -120,6 +123,10 @@ void ms_auth_start(ms_session *s, const uint8_t *mech, size_t mlen, const uint8_
 void ms_auth_start_args(ms_session *s, const uint8_t *args, size_t n);
 /* A server challenge line's text (base64, after "334 " or "+ "). */
 void ms_auth_challenge(ms_session *s, const uint8_t *b64, size_t len);
+/* Does the exchange wait for a client message? Only an open challenge makes
+ * a client line a SASL message; without one it is a command (a client that
+ * pipelines after AUTH, or a capture without the server's replies). */
+bool ms_auth_expects_response(const ms_session *s);
 /* A client line during the exchange (base64, or "*" to abort). */
 void ms_auth_client_line(ms_session *s, const uint8_t *line, size_t len);
 /* A login in one command (USER/PASS, APOP, IMAP LOGIN): creds filled by the adapter. */
@@ -147,6 +154,10 @@ void ms_pending_clear(ms_session *s);
 ms_lines_verdict ms_smtp_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags);
 ms_lines_verdict ms_pop3_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags);
 ms_lines_verdict ms_imap_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags);
+/* A hole in one direction's stream (see ms_lines_gap for k). */
+void ms_smtp_gap(ms_session *s, ms_dir dir, ms_gap_kind k);
+void ms_pop3_gap(ms_session *s, ms_dir dir, ms_gap_kind k);
+void ms_imap_gap(ms_session *s, ms_dir dir, ms_gap_kind k);
 void ms_smtp_tls_started(ms_session *s);
 void ms_pop3_tls_started(ms_session *s);
 void ms_imap_tls_started(ms_session *s);

@@ -20,7 +20,8 @@ enum {
     SMTP_AUTH,
     SMTP_MAIL,
     SMTP_RCPT,
-    SMTP_QUIT
+    SMTP_QUIT,
+    SMTP_JUNK       /* not a command at all: no verb of letters */
 };
 
 static uint8_t classify(const uint8_t *p, size_t n)
@@ -35,6 +36,11 @@ static uint8_t classify(const uint8_t *p, size_t n)
     if (ms_ci_prefix(p, n, "MAIL FROM:")) return SMTP_MAIL;
     if (ms_ci_prefix(p, n, "RCPT TO:")) return SMTP_RCPT;
     if (ms_token_is(p, t, "QUIT")) return SMTP_QUIT;
+    if (t == 0)
+        return SMTP_JUNK;
+    for (size_t i = 0; i < t; i++)
+        if (!((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') || p[i] == '-' || p[i] == '_'))
+            return SMTP_JUNK;
     return SMTP_OTHER;
 }
 
@@ -59,7 +65,7 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     ms_smtp_state *st = &s->smtp;
     if (flags & MS_LINE_RAW)
         return MS_LINES_CONTINUE; /* BDAT chunk octets */
-    if (st->in_sasl) {
+    if (st->in_sasl && ms_auth_expects_response(s)) {
         ms_auth_client_line(s, p, n);
         return MS_LINES_CONTINUE;
     }
@@ -85,6 +91,7 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
         break;
     case SMTP_BDAT: {
         uint64_t size;
+        st->bdat_unanswered++;
         if (bdat_size(p, n, &size))
             ms_lines_expect_raw(&s->lines[MS_DIR_C2S], size);
         break;
@@ -114,6 +121,11 @@ static ms_lines_verdict reply_done(ms_session *s, int code)
         return MS_LINES_CONTINUE;
     }
     st->greeted = true;
+    /* A line that is no command (bytes before the greeting, noise) may have
+     * been ignored: a server answers such a line with 5xx if at all, so a
+     * positive reply belongs to the command after it. */
+    while (code / 100 != 5 && s->pending.count > 1 && s->pending.cmd[s->pending.head] == SMTP_JUNK)
+        (void)ms_pending_pop(s, &cmd, NULL);
     if (!ms_pending_pop(s, &cmd, NULL))
         return MS_LINES_CONTINUE;
     switch (cmd) {
@@ -126,6 +138,16 @@ static ms_lines_verdict reply_done(ms_session *s, int code)
     case SMTP_AUTH:
         st->in_sasl = false;
         ms_auth_verdict(s, code == 235);
+        break;
+    case SMTP_BDAT:
+        /* A server reads a whole chunk before it answers its BDAT. An answer
+         * to the last BDAT while its octets are still expected means the
+         * server did not wait for them (a refused size): the client's next
+         * bytes are commands again. */
+        if (st->bdat_unanswered)
+            st->bdat_unanswered--;
+        if (st->bdat_unanswered == 0)
+            ms_lines_cancel_raw(&s->lines[MS_DIR_C2S]);
         break;
     default:
         break;
@@ -148,6 +170,14 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
         if (ms_token_is(kw, kl, "STARTTLS"))
             ms_starttls_offered(s);
     }
+    if (st->reply_open && code != st->reply_code) {
+        /* Every line of a reply has one code: another code means the
+         * multi-line reply before it never got its last line, and this line
+         * starts the next reply (seen from real servers). */
+        st->reply_open = false;
+        if (reply_done(s, st->reply_code) == MS_LINES_STOP)
+            return MS_LINES_STOP;
+    }
     st->reply_open = !last;
     st->reply_code = code;
     if (!last)
@@ -163,6 +193,15 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
 ms_lines_verdict ms_smtp_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags)
 {
     return dir == MS_DIR_C2S ? client_line(s, p, n, flags) : server_line(s, p, n, flags);
+}
+
+void ms_smtp_gap(ms_session *s, ms_dir dir, ms_gap_kind k)
+{
+    /* Counted octets absorbed the hole (ms_lines_gap); a DATA body and a SASL
+     * exchange go on line by line, so there is nothing to abandon. */
+    (void)s;
+    (void)dir;
+    (void)k;
 }
 
 void ms_smtp_tls_started(ms_session *s)

@@ -31,12 +31,13 @@ def _plugin_path():
 
 
 class Tshark:
-    def __init__(self, stage):
+    def __init__(self, stage, extra_env=None):
         self.stage = stage
         self.home = stage / "home"
+        self.extra_env = extra_env or {}
 
     def _env(self, plugin):
-        return {
+        env = {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": str(self.home),
             "TZ": "UTC",
@@ -44,6 +45,8 @@ class Tshark:
             # An empty plugin folder still replaces the global one.
             "WIRESHARK_PLUGIN_DIR": str(self.stage / ("plugins" if plugin else "none")),
         }
+        env.update(self.extra_env)
+        return env
 
     def invoke(self, args, plugin=True):
         """Run tshark with exactly these arguments, as the unprivileged user."""
@@ -92,9 +95,7 @@ class Tshark:
         return [line.split("\t") for line in out.splitlines()]
 
 
-@pytest.fixture(scope="session")
-def tshark():
-    so = _plugin_path()
+def _stage(so):
     stage = pathlib.Path(tempfile.mkdtemp(prefix="mailsec-test-"))
     (stage / "plugins" / "4.0" / "epan").mkdir(parents=True)
     (stage / "none").mkdir()
@@ -106,7 +107,38 @@ def tshark():
             os.chmod(os.path.join(d, f), 0o644)
     os.chmod(stage, 0o777)
     os.chmod(stage / "home", 0o777)
+    return stage
+
+
+@pytest.fixture(scope="session")
+def tshark():
+    stage = _stage(_plugin_path())
     yield Tshark(stage)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def _gcc_runtime(name):
+    out = subprocess.run(["gcc", "-print-file-name=%s" % name], capture_output=True, text=True)
+    path = out.stdout.strip()
+    return path if os.path.isabs(path) and os.path.exists(path) else None
+
+
+@pytest.fixture(scope="session")
+def tshark_sanitized():
+    """tshark with the plugin built with -fsanitize=address,undefined
+    (MAILSEC_SANITIZE=ON, build-asan/), the sanitizer runtimes preloaded."""
+    so = pathlib.Path(os.environ.get("MAILSEC_ASAN_PLUGIN", ROOT / "build-asan" / "mailsec.so"))
+    if not so.exists():
+        pytest.fail("sanitized plugin not built: %s (the README's test command builds it)" % so)
+    runtimes = [_gcc_runtime("libasan.so"), _gcc_runtime("libubsan.so")]
+    if None in runtimes:
+        pytest.fail("gcc's sanitizer runtimes not found (libasan.so, libubsan.so)")
+    stage = _stage(so)
+    env = {"LD_PRELOAD": ":".join(runtimes),
+           # tshark itself is not built for leak checking; every other report aborts
+           "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:exitcode=86",
+           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87"}
+    yield Tshark(stage, env)
     shutil.rmtree(stage, ignore_errors=True)
 
 

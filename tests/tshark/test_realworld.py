@@ -100,3 +100,71 @@ def test_every_login_decoded(tshark, capture):
     for stream, n in commands.items():
         assert len(attempts[stream]) >= n, "stream %s: %d login commands, %d decoded" % (
             stream, n, len(attempts[stream]))
+
+
+# What justifies each alert on a capture made by other people, judged from the
+# built-in dissectors' fields and the raw payload, never from mailsec's output.
+JUSTIFY_FIELDS = ["frame.number", "tcp.stream", "tcp.srcport", "frame.protocols", "frame.len", "frame.cap_len",
+                  "tcp.analysis.lost_segment", "tcp.analysis.ack_lost_segment",
+                  "smtp.req.command", "smtp.response.code", "pop.request.command", "pop.response.indicator",
+                  "imap.request.command", "imap.response.status", "tcp.payload"]
+LOGIN_REQUESTS = {"AUTH", "USER", "PASS", "APOP", "LOGIN", "AUTHENTICATE"}
+LOGIN_LINE = re.compile(rb"^(AUTH|USER|PASS|APOP|\S+ (LOGIN|AUTHENTICATE)) ", re.I | re.M)
+MAX_LINE = 4096  # the max_line preference's default
+
+
+def _stream_evidence(rows):
+    ev = collections.defaultdict(lambda: collections.defaultdict(bool))
+    side = collections.defaultdict(list)
+    for r in rows:
+        d = dict(zip(JUSTIFY_FIELDS, r))
+        s = d["tcp.stream"]
+        if not s:
+            continue
+        e = ev[s]
+        if d["tcp.analysis.lost_segment"] or d["tcp.analysis.ack_lost_segment"]:
+            e["loss"] = True
+        if d["frame.len"] and d["frame.cap_len"] and int(d["frame.cap_len"]) < int(d["frame.len"]):
+            e["loss"] = True
+        cmds = {c.upper() for col in ("smtp.req.command", "pop.request.command", "imap.request.command")
+                for c in d[col].split(",") if c}
+        if cmds & LOGIN_REQUESTS:
+            e["login"] = True
+        # mail on a port no built-in dissector takes: the login command in the raw bytes
+        if d["tcp.payload"] and LOGIN_LINE.search(bytes.fromhex(d["tcp.payload"].replace(":", ""))):
+            e["login"] = True
+        codes = set(d["smtp.response.code"].split(",")) | set(d["pop.response.indicator"].split(",")) \
+            | {c.upper() for c in d["imap.response.status"].split(",")}
+        if codes & {"535", "534", "454", "501", "504", "-ERR", "NO", "BAD"}:
+            e["refusal"] = True
+        if d["tcp.payload"]:
+            # each side's bytes in capture order; a line is judged on the joined stream
+            side[(s, d["tcp.srcport"])].append(d["tcp.payload"])
+    for (s, _), payloads in side.items():
+        joined = b"".join(bytes.fromhex(p.replace(":", "")) for p in payloads)
+        if any(len(line) > MAX_LINE for line in joined.split(b"\n")):
+            ev[s]["long"] = True
+    return ev
+
+
+@pytest.mark.parametrize("capture", CASES)
+def test_no_unjustified_alert(tshark, capture):
+    """Every mailsec alert of warning or error severity on benign real-world
+    traffic has a reason the built-in dissectors show too."""
+    path = capture["abspath"]
+    ev = _stream_evidence(tshark.fields(path, JUSTIFY_FIELDS, display_filter="tcp", plugin=False))
+    rows = tshark.fields(path, ["tcp.stream", "frame.number", "mailsec.alert.name"], display_filter="mailsec.alert")
+    reasons = {
+        "mailsec.sequence.gap": "loss",
+        "mailsec.auth.cleartext": "login",
+        "mailsec.auth.failed": "refusal",
+        "mailsec.malformed.line_too_long": "long",
+    }
+    for stream, frame, names in rows:
+        for name in names.split(","):
+            need = reasons.get(name)
+            if name == "mailsec.detected.content":
+                continue  # a chat-level note, not an alert
+            assert need, "frame %s: alert %s on a real-world capture has no justification" % (frame, name)
+            assert ev[stream][need], \
+                "frame %s (stream %s): %s without %s in the built-in fields" % (frame, stream, name, need)

@@ -87,7 +87,7 @@ static void finish(fixture *fx)
     free(fx);
 }
 
-static void seg_bytes(fixture *fx, ms_dir dir, uint32_t frame, const uint8_t *p, size_t n, bool gap)
+static void seg_bytes(fixture *fx, ms_dir dir, uint32_t frame, const uint8_t *p, size_t n, uint64_t lost)
 {
     ms_feed_ctx ctx = { frame, sink, fx };
     fx->frame = frame;
@@ -95,21 +95,27 @@ static void seg_bytes(fixture *fx, ms_dir dir, uint32_t frame, const uint8_t *p,
     uint8_t *copy = malloc(n ? n : 1);
     assert_non_null(copy);
     memcpy(copy, p, n);
-    ms_session_segment(fx->s, dir, copy, n, gap, &ctx);
+    ms_session_segment(fx->s, dir, copy, n, lost, &ctx);
     free(copy);
 }
 
 /* Feed a cleartext segment and count its bytes. */
 static void seg(fixture *fx, ms_dir dir, uint32_t frame, const char *str)
 {
-    seg_bytes(fx, dir, frame, (const uint8_t *)str, strlen(str), false);
+    seg_bytes(fx, dir, frame, (const uint8_t *)str, strlen(str), 0);
+    fx->cleartext += strlen(str);
+}
+
+/* A segment after lost bytes the capture missed. */
+static void seg_lost(fixture *fx, ms_dir dir, uint32_t frame, uint64_t lost, const char *str)
+{
+    seg_bytes(fx, dir, frame, (const uint8_t *)str, strlen(str), lost);
     fx->cleartext += strlen(str);
 }
 
 static void seg_gap(fixture *fx, ms_dir dir, uint32_t frame, const char *str)
 {
-    seg_bytes(fx, dir, frame, (const uint8_t *)str, strlen(str), true);
-    fx->cleartext += strlen(str);
+    seg_lost(fx, dir, frame, 7, str);
 }
 
 /* A ClientHello record header and the start of its body. */
@@ -121,9 +127,9 @@ static const uint8_t server_hello[] = { 0x16, 0x03, 0x03, 0x00, 0x7a, 0x02, 0x00
 static void tls(fixture *fx, ms_dir dir, uint32_t frame)
 {
     if (dir == MS_DIR_C2S)
-        seg_bytes(fx, dir, frame, client_hello, sizeof client_hello, false);
+        seg_bytes(fx, dir, frame, client_hello, sizeof client_hello, 0);
     else
-        seg_bytes(fx, dir, frame, server_hello, sizeof server_hello, false);
+        seg_bytes(fx, dir, frame, server_hello, sizeof server_hello, 0);
 }
 
 static void fact_is(const fixture *fx, size_t i, ms_fact_kind kind, int ival, uint32_t frame)
