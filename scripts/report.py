@@ -1,24 +1,61 @@
 #!/usr/bin/env python3
 """mailsec's main job: load the plugin into the real tshark and print, for each
-mail session of each capture, what an analyst asks first.
+mail session of each capture, what an analyst asks first, and mailsec's alerts.
 
-    report.py --plugin build/mailsec.so [CAPTURE [KEYLOG]]
+    report.py --plugin build/mailsec.so [--keylog FILE] [CAPTURE|DIR ...]
+    report.py --plugin build/mailsec.so CAPTURE KEYLOG
 
-Without a capture it reads the bundled real-server captures (captures/real),
-each with its TLS key log. tshark ignores plugin folders when run as root, so
-as root it runs tshark as the unprivileged user nobody, from a staged copy of
-the plugin and the capture.
+run.sh calls it as `report.py --prog run.sh [--check | --plugin SO] -- ARGS`:
+the user's arguments come after `--`, so they can never set --plugin, and
+messages name run.sh. --check validates the arguments without the plugin (no
+tshark run on a file that looks like a capture), so a typo fails before the
+slow install and build.
+
+An argument is classified by its content, not its name: a capture by its
+magic (pcap, pcapng, gzip; anything else is left to tshark's verdict), a TLS
+key log by its lines (NSS key log labels and # comments). A key log applies
+to the capture (or directory) just before it. A directory means every
+*.pcap / *.pcapng below it, sorted, each with NAME.keys or NAME.keylog beside
+it. Without a capture: the bundled real-server captures (captures/real).
+
+tshark ignores plugin folders when run as root, so as root it runs tshark as
+the unprivileged user nobody, from a world-readable staged copy of the plugin
+and of each input.
+
+Exit status: 0 every capture analysed, 1 some capture could not be analysed,
+2 usage error (bad option, missing or invalid key log, nothing to analyse),
+3 set-up failed (tshark missing, the plugin missing or not loaded).
 """
-import argparse
 import collections
+import errno
 import os
 import pathlib
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "captures" / "real"
+
+OK, FAILED, USAGE, SETUP = 0, 1, 2, 3
+
+# The first bytes of the files tshark reads that we accept without asking it.
+CAPTURE_MAGIC = (b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1",
+                 b"\x0a\x0d\x0d\x0a", b"\x1f\x8b")
+# What a directory holds (NAME.pcap.gz pairs with NAME.keys like NAME.pcap).
+CAPTURE_SUFFIXES = (".pcapng.gz", ".pcap.gz", ".pcapng", ".pcap")
+KEYLOG_SUFFIXES = (".keys", ".keylog")
+# The NSS key log labels Wireshark's TLS dissector reads.
+KEYLOG_LABELS = {"CLIENT_RANDOM", "CLIENT_EARLY_TRAFFIC_SECRET", "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+                 "SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0",
+                 "EARLY_EXPORTER_SECRET", "EXPORTER_SECRET", "RSA", "PMS_CLIENT_RANDOM"}
+# A name a user gives a key log; decides what a missing or unreadable file was meant to be.
+KEYLOG_NAME = re.compile(r"(\.keys?$|\.keylog$|keylog|sslkey|secrets|(^|[._-])keys?([._-]|$))", re.I)
+KEYLOG_SNIFF = 1 << 20
+SEVERITIES = ("error", "warning", "note")  # shown; "chat" is not
 
 FIELDS = ["tcp.stream", "frame.number", "ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst",
           "tcp.dstport", "mailsec.proto", "mailsec.detected_by", "mailsec.transport",
@@ -26,61 +63,410 @@ FIELDS = ["tcp.stream", "frame.number", "ip.src", "ipv6.src", "tcp.srcport", "ip
           "mailsec.starttls.command", "mailsec.starttls.result", "mailsec.starttls.boundary",
           "mailsec.starttls.cleartext_bytes", "mailsec.starttls.injected",
           "mailsec.auth.attempt", "mailsec.auth.mechanism", "mailsec.auth.username",
-          "mailsec.auth.password", "mailsec.auth.hash", "mailsec.auth.token", "mailsec.auth.result",
-          "mailsec.auth.exposed"]
+          "mailsec.auth.password", "mailsec.auth.hash", "mailsec.auth.token", "mailsec.auth.material",
+          "mailsec.auth.result", "mailsec.auth.exposed"]
+# Generated on each alert, in the same order on a frame (see README, Expert info).
+ALERT_FIELDS = ["mailsec.alert", "mailsec.alert.name", "mailsec.alert.severity"]
+# Joins the occurrences of a field: a control byte, which tshark and mailsec escape in values.
+AGGREGATOR = "\x1f"
+
+PROG = "report.py"
+
+
+class Usage(Exception):
+    """A mistake in the arguments: nothing is analysed (exit 2)."""
+
+
+class Help(Exception):
+    """-h or --help."""
+
+
+class Setup(Exception):
+    """tshark or the plugin is not usable (exit 3)."""
+
+
+def shown(text):
+    """text safe for one line of a terminal: control bytes and undecodable bytes escaped."""
+    out = []
+    for ch in str(text):
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:                       # a byte that was not UTF-8 (surrogateescape)
+            out.append("\\x%02x" % (o - 0xDC00))
+        elif o < 0x20 or 0x7F <= o < 0xA0:
+            out.append("\\x%02x" % o)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def say(msg):
+    """One line on stderr, after whatever stdout already holds."""
+    sys.stdout.flush()
+    sys.stderr.write("%s: %s\n" % (PROG, msg))
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------- arguments
+
+class Input:
+    """One capture to analyse, or the reason it cannot be."""
+
+    def __init__(self, path, label, keylogs=(), error=None):
+        self.path = path            # pathlib.Path, as the user gave it (relative to the cwd)
+        self.label = label          # how the report names it
+        self.keylogs = list(keylogs)
+        self.error = error          # one line, or None
+        self.undecided = False      # no capture magic: tshark decides
+
+
+def parse(args):
+    """(--keylog files, other arguments) from the user's arguments; Help or Usage."""
+    global_keylogs, positional, only_files = [], [], False
+    i = 0
+    while i < len(args):
+        a = args[i]
+        i += 1
+        if only_files or a == "-" or not a.startswith("-"):
+            if a == "-":
+                raise Usage("-: reading a capture from standard input is not supported; give a file")
+            positional.append(a)
+        elif a == "--":
+            only_files = True
+        elif a in ("-h", "--help"):
+            raise Help()
+        elif a == "--keylog" or a.startswith("--keylog="):
+            if a == "--keylog":
+                if i >= len(args):
+                    raise Usage("--keylog needs a FILE (see %s --help)" % PROG)
+                a, i = args[i], i + 1
+            else:
+                a = a[len("--keylog="):]
+            if not a:
+                raise Usage("--keylog needs a FILE (see %s --help)" % PROG)
+            global_keylogs.append(a)
+        else:
+            raise Usage("%s: unknown option (see %s --help)" % (shown(a), PROG))
+    return global_keylogs, positional
+
+
+def sniff(path):
+    """('capture' | 'keylog' | 'other' | 'empty', None) or (None, error message) for a file."""
+    try:
+        if not os.path.exists(path) and not os.path.islink(path):
+            return None, "no such file"
+        st = os.stat(path)
+        if os.path.isdir(path):
+            return "dir", None
+        if not os.path.isfile(path):
+            return None, "not a regular file"
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            if not head:
+                return "empty", None
+            if any(head.startswith(m) for m in CAPTURE_MAGIC):
+                return "capture", None
+            head += fh.read(KEYLOG_SNIFF - len(head))
+    except OSError as e:
+        return None, os_error(e)
+    if is_keylog(head, complete=st.st_size <= len(head)):
+        return "keylog", None
+    return "other", None
+
+
+def os_error(e):
+    if e.errno == errno.ENOENT:
+        return "no such file"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return (e.strerror or str(e)).lower()
+
+
+def is_keylog(head, complete):
+    """Every line an NSS key log line or a comment, and at least one key line."""
+    try:
+        text = head.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    lines = text.splitlines()
+    if not complete and lines:
+        lines.pop()                                     # cut by the sniff limit
+    keys = 0
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        tok = line.split()
+        if tok[0] not in KEYLOG_LABELS or len(tok) < 2:
+            return False
+        if tok[0] == "RSA" and tok[1].startswith("Session-ID:"):
+            keys += 1
+            continue
+        if len(tok) != 3 or not all(re.fullmatch(r"[0-9a-fA-F]+", t) for t in tok[1:]):
+            return False
+        keys += 1
+    return keys > 0
+
+
+def looks_like_keylog_name(arg):
+    name = os.path.basename(arg.rstrip("/")) or arg
+    if name.lower().endswith(CAPTURE_SUFFIXES + (".cap", ".gz")):
+        return False
+    return bool(KEYLOG_NAME.search(name))
+
+
+def check_keylog(arg):
+    """The key log the user named, or Usage."""
+    kind, err = sniff(arg)
+    if err == "no such file":
+        raise Usage("%s: key log not found" % shown(arg))
+    if err:
+        raise Usage("%s: %s" % (shown(arg), err))
+    if kind == "dir":
+        raise Usage("%s: is a directory, not a TLS key log" % shown(arg))
+    if kind != "keylog":
+        raise Usage("%s: not a TLS key log" % shown(arg))
+    return pathlib.Path(arg)
+
+
+def captures_below(top):
+    """(capture, its key log or None) for every capture below top, sorted; errors as they come."""
+    found, errors = [], []
+
+    def onerror(e):
+        errors.append((e.filename, os_error(e)))
+
+    for d, dirs, files in os.walk(top, onerror=onerror):
+        dirs.sort()
+        names = set(files)
+        for f in sorted(files):
+            suffix = next((s for s in CAPTURE_SUFFIXES if f.lower().endswith(s)), None)
+            if not suffix:
+                continue
+            stem = f[:-len(suffix)]
+            keys = next((os.path.join(d, stem + k) for k in KEYLOG_SUFFIXES if stem + k in names), None)
+            found.append((os.path.join(d, f), keys))
+    return found, errors
+
+
+def plan(args):
+    """The inputs, in order. Usage for anything that makes the whole command wrong."""
+    global_keylog_args, positional = parse(args)
+    global_keylogs = [check_keylog(a) for a in global_keylog_args]
+    if not positional:
+        if global_keylogs:
+            raise Usage("--keylog needs a capture to go with (see %s --help)" % PROG)
+        inputs = []
+        for cap in sorted(BUNDLED.glob("*.pcapng")):
+            keys = cap.with_suffix(".keys")
+            inputs.append(Input(cap, cap.name, [keys] if keys.exists() else []))
+        if not inputs:
+            raise Usage("no capture given and none bundled in %s" % BUNDLED)
+        return inputs
+
+    # Group each argument with the key logs that follow it.
+    groups = []                                         # [argument, kind, error, [key logs]]
+    for a in positional:
+        kind, err = sniff(a)
+        if kind == "keylog":
+            if not groups:
+                raise Usage("%s: a key log must follow its capture (or use --keylog FILE)" % shown(a))
+            groups[-1][3].append(pathlib.Path(a))
+            continue
+        if looks_like_keylog_name(a) and kind not in ("capture", "dir"):
+            # Meant as a key log (by its name) but is not one.
+            if err == "no such file":
+                raise Usage("%s: key log not found" % shown(a))
+            raise Usage("%s: %s" % (shown(a), err or ("empty file" if kind == "empty" else "not a TLS key log")))
+        groups.append([a, kind, err, []])
+
+    inputs = []
+    for a, kind, err, keylogs in groups:
+        keylogs = global_keylogs + keylogs
+        if kind == "dir":
+            found, errors = captures_below(a)
+            if not found and not errors:
+                raise Usage("%s: no capture in this directory (looked for %s)"
+                            % (shown(a), ", ".join("*" + s for s in CAPTURE_SUFFIXES)))
+            for path, e in errors:
+                inputs.append(Input(pathlib.Path(path), path, error=e))
+            for cap, keys in found:
+                inp = Input(pathlib.Path(cap), cap, keylogs)
+                inputs.append(inp)
+                if keys:
+                    k, kerr = sniff(keys)
+                    if kerr or k != "keylog":
+                        inp.error = "its key log %s: %s" % (
+                            shown(os.path.basename(keys)),
+                            kerr or ("empty file" if k == "empty" else "not a TLS key log"))
+                        continue
+                    inp.keylogs.append(pathlib.Path(keys))
+                vet(inp)
+            continue
+        inp = Input(pathlib.Path(a), a, keylogs, error=err)
+        if not err:
+            vet(inp, kind)
+        inputs.append(inp)
+    return inputs
+
+
+def vet(inp, kind=None):
+    """Mark what is known of a capture before tshark reads it."""
+    if kind is None:
+        kind, inp.error = sniff(inp.path)
+        if inp.error:
+            return
+    if kind == "empty":
+        inp.error = "empty file"
+    elif kind == "keylog":
+        inp.error = "a TLS key log, not a capture"
+    elif kind != "capture":
+        inp.undecided = True
+
+
+# ---------------------------------------------------------------- tshark
+
+def tshark_env(home, plugins):
+    return ["HOME=%s" % home, "TZ=UTC", "LC_ALL=C.UTF-8", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            "WIRESHARK_PLUGIN_DIR=%s" % plugins]
+
+
+def tshark_verdict(inputs):
+    """For files without capture magic, tshark (no plugin needed) says whether it reads them."""
+    if not shutil.which("tshark", path="/usr/sbin:/usr/bin:/sbin:/bin"):
+        return                                          # not installed yet: decided after set-up
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="mailsec-check-"))
+    try:
+        (tmp / "plugins").mkdir()
+        for inp in inputs:
+            if inp.error or not inp.undecided:
+                continue
+            proc = subprocess.run(["env", "-i"] + tshark_env(tmp, tmp / "plugins")
+                                  + ["tshark", "-n", "-c", "1", "-r", str(inp.path.resolve()),
+                                     "-T", "fields", "-e", "frame.number"],
+                                  capture_output=True, stdin=subprocess.DEVNULL)
+            err = proc.stderr.decode("utf-8", "replace")
+            if "isn't a capture file" in err:
+                inp.error = "not a capture file"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Stage:
-    """A world-readable folder with the plugin (and copies of the inputs)."""
+    """A world-readable folder with the plugin and, one at a time, a copy of each input."""
 
     def __init__(self, plugin):
+        if not os.path.isfile(plugin):
+            raise Setup("%s: plugin not built" % shown(plugin))
+        if not shutil.which("tshark", path="/usr/sbin:/usr/bin:/sbin:/bin"):
+            raise Setup("tshark is not installed (apt-get install tshark)")
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="mailsec-run-"))
         epan = self.dir / "plugins" / "4.0" / "epan"
         epan.mkdir(parents=True)
         (self.dir / "home").mkdir()
+        (self.dir / "in").mkdir()
         shutil.copyfile(plugin, epan / "mailsec.so")
         for d, _, files in os.walk(self.dir):
             os.chmod(d, 0o755)
             for f in files:
                 os.chmod(os.path.join(d, f), 0o644)
         os.chmod(self.dir / "home", 0o777)
+        self.plugin = plugin
 
-    def readable(self, path):
-        dst = self.dir / ("in-%d-%s" % (len(list(self.dir.iterdir())), pathlib.Path(path).name))
-        shutil.copyfile(path, dst)
+    def invoke(self, args):
+        env = tshark_env(self.dir / "home", self.dir / "plugins")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        proc = subprocess.run(prefix + ["env", "-i"] + env + ["tshark"] + args, capture_output=True,
+                              cwd="/", stdin=subprocess.DEVNULL)
+        return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+
+    def fields(self):
+        """The field abbreviations tshark knows with the plugin; Setup if it did not load."""
+        rc, out, err = self.invoke(["-G", "fields"])
+        names = {row.split("\t")[2] for row in out.splitlines() if row.count("\t") >= 2}
+        if rc != 0 or "mailsec" not in names:
+            why = next((l for l in err.splitlines() if l.strip()), "")
+            raise Setup("tshark did not load the plugin %s%s" % (shown(self.plugin), ": " + shown(why) if why else ""))
+        return names
+
+    def copy(self, src, name):
+        dst = self.dir / "in" / name
+        shutil.copyfile(src, dst)
         os.chmod(dst, 0o644)
         return dst
 
-    def tshark(self, capture, keylog, args):
-        cmd = ["tshark", "-n", "-r", str(self.readable(capture))]
-        if keylog:
-            cmd += ["-o", "tls.keylog_file:%s" % self.readable(keylog)]
-        cmd += args
-        env = ["HOME=%s" % (self.dir / "home"), "TZ=UTC", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-               "WIRESHARK_PLUGIN_DIR=%s" % (self.dir / "plugins")]
-        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
-        proc = subprocess.run(prefix + ["env", "-i"] + env + cmd, capture_output=True, cwd="/",
-                              stdin=subprocess.DEVNULL)
-        if proc.returncode not in (0, 2):
-            sys.exit("tshark failed on %s:\n%s" % (capture, proc.stderr.decode(errors="replace")))
-        return proc.stdout.decode("utf-8", "replace")
+    def run(self, inp, args):
+        """(rc, stdout, stderr) of tshark on a copy of the capture with its key logs."""
+        suffix = "".join(inp.path.suffixes[-2:]) if inp.path.suffix == ".gz" else inp.path.suffix
+        cap = "capture" + re.sub(r"[^A-Za-z0-9.]", "_", suffix)
+        try:
+            cmd = ["-n", "-r", str(self.copy(inp.path, cap))]
+            if inp.keylogs:
+                keys = self.dir / "in" / "keys"
+                with open(keys, "wb") as dst:
+                    for k in inp.keylogs:
+                        with open(k, "rb") as fh:
+                            shutil.copyfileobj(fh, dst)
+                        dst.write(b"\n")
+                os.chmod(keys, 0o644)
+                cmd += ["-o", "tls.keylog_file:%s" % keys]
+            rc, out, err = self.invoke(cmd + args)
+        finally:
+            for f in (self.dir / "in").iterdir():
+                f.unlink()
+        return rc, out, err.replace(str(self.dir / "in" / cap), str(inp.path))
 
     def close(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def sessions(stage, capture, keylog):
-    args = ["-Y", "mailsec", "-T", "fields", "-E", "occurrence=f"]
-    for f in FIELDS:
-        args += ["-e", f]
-    by = collections.OrderedDict()
-    for line in stage.tshark(capture, keylog, args).splitlines():
-        r = dict(zip(FIELDS, line.split("\t")))
+def tshark_problem(rc, err):
+    """(fatal message or None, note or None) from tshark's exit code and stderr."""
+    lines = [l for l in err.splitlines() if l.strip() and not l.startswith("Running as user")]
+    text = " ".join(lines)
+    if "isn't a capture file" in text:
+        return "not a capture file", None
+    if "aren't valid" in text or "neither a field nor a protocol" in text:
+        raise Setup("tshark rejected the plugin's fields: %s" % shown(text))
+    m = re.search(r"appears to be damaged or corrupt\.?\s*(\((.*)\))?", text)
+    if m:
+        detail = " (%s)" % m.group(2) if m.group(2) else ""
+        return None, "damaged or corrupt%s; what could be read is reported" % detail
+    if "cut short in the middle of a packet" in text:
+        return None, "cut short in the middle of a packet; what could be read is reported"
+    if rc != 0:
+        first = lines[0] if lines else "tshark exited with status %d" % rc
+        return re.sub(r"^tshark: ", "", first), None
+    return None, None
+
+
+# ---------------------------------------------------------------- the report
+
+def sessions(rows, with_alerts):
+    """{stream: [frame dict]} and {stream: [(frame, severity, name, message)]}."""
+    names = FIELDS + (ALERT_FIELDS if with_alerts else [])
+    by, alerts = collections.OrderedDict(), collections.defaultdict(list)
+    for line in rows:
+        cols = line.split("\t")
+        if len(cols) != len(names):
+            continue
+        all_values = dict(zip(names, cols))
+        r = {k: v.split(AGGREGATOR)[0] for k, v in all_values.items()}
         by.setdefault(r["tcp.stream"], []).append(r)
-    return by
+        if with_alerts and all_values["mailsec.alert"]:
+            msgs = all_values["mailsec.alert"].split(AGGREGATOR)
+            abbrs = all_values["mailsec.alert.name"].split(AGGREGATOR)
+            sevs = all_values["mailsec.alert.severity"].split(AGGREGATOR)
+            for msg, abbr, sev in zip(msgs, abbrs, sevs):
+                alerts[r["tcp.stream"]].append((int(r["frame.number"] or 0), sev, abbr, msg))
+    return by, alerts
 
 
-def describe(frames):
+def yes(v):
+    return v in ("1", "True")
+
+
+def columns(frames):
+    """The session line's columns: stream, endpoints, protocol, transport, how detected, notes."""
     src = lambda r: (r["ip.src"] or "[%s]" % r["ipv6.src"]) + ":" + r["tcp.srcport"]
     dst = lambda r: (r["ip.dst"] or "[%s]" % r["ipv6.dst"]) + ":" + r["tcp.dstport"]
     to_server = next((r for r in frames if r["mailsec.direction"] == "to-server"), None)
@@ -95,8 +481,8 @@ def describe(frames):
     if boundary:
         notes.append("TLS after frame %s, %s bytes in clear before it"
                      % (boundary["mailsec.starttls.boundary"], boundary["mailsec.starttls.cleartext_bytes"]))
-    offered = any(r["mailsec.starttls.offered"] in ("1", "True") for r in frames)
-    requested = any(r["mailsec.starttls.command"] in ("1", "True") for r in frames)
+    offered = any(yes(r["mailsec.starttls.offered"]) for r in frames)
+    requested = any(yes(r["mailsec.starttls.command"]) for r in frames)
     result = next((r["mailsec.starttls.result"] for r in frames if r["mailsec.starttls.result"]), "")
     if offered and not requested and transport == "cleartext":
         notes.append("STARTTLS offered but not used")
@@ -105,18 +491,31 @@ def describe(frames):
     if any(r["mailsec.starttls.injected"] for r in frames):
         notes.append("PLAINTEXT INJECTED AROUND STARTTLS")
     if transport != "cleartext":
-        n = sum(r["mailsec.decrypted"] in ("1", "True") for r in frames)
+        n = sum(yes(r["mailsec.decrypted"]) for r in frames)
         notes.append("%d frame%s decrypted" % (n, "" if n == 1 else "s") if n else "not decrypted (no keys)")
     logins = describe_logins(frames)
     if logins:
         notes.append(logins)
-    return "stream %-3s %s -> %s  %-4s  %-12s  detected by %-9s  %s" % (
-        frames[0]["tcp.stream"], client, server, last["mailsec.proto"], transport,
-        last["mailsec.detected_by"], "; ".join(notes))
+    return ["stream %s" % frames[0]["tcp.stream"], "%s -> %s" % (client, server), last["mailsec.proto"],
+            transport, "detected by %s" % last["mailsec.detected_by"], "; ".join(notes)]
+
+
+NOTHING_REUSABLE = ("SCRAM-", "GSSAPI")
+
+
+def exposure(a):
+    """What an eavesdropper got from a login that crossed in clear."""
+    if a.get("password"):
+        return "password in clear"
+    if a.get("token"):
+        return "token in clear"
+    if (a.get("hash") or a.get("material")) and not a["mech"].upper().startswith(NOTHING_REUSABLE):
+        return "crackable hash in clear"
+    return "in clear, nothing reusable"
 
 
 def describe_logins(frames):
-    """user, mechanism, verdict and exposure of each login attempt."""
+    """user, mechanism, verdict and exposure of each login attempt; repeats counted."""
     attempts = collections.OrderedDict()
     for r in frames:
         n = r["mailsec.auth.attempt"]
@@ -128,46 +527,207 @@ def describe_logins(frames):
         else:
             a["mech"] = r["mailsec.auth.mechanism"]
             a["user"] = r["mailsec.auth.username"] or "?"
-            a["exposed"] = r["mailsec.auth.exposed"] in ("1", "True")
-            a["secret"] = ("password" if r["mailsec.auth.password"] else "hash" if r["mailsec.auth.hash"]
-                           else "token" if r["mailsec.auth.token"] else "")
-        a.setdefault("mech", r["mailsec.auth.mechanism"])
+            a["exposed"] = yes(r["mailsec.auth.exposed"])
+            for k in ("password", "token", "hash", "material"):
+                a[k] = r["mailsec.auth." + k]
+        a.setdefault("mech", r["mailsec.auth.mechanism"] or "?")
         a.setdefault("user", r["mailsec.auth.username"] or "?")
-    out = []
+    texts = []
     for a in attempts.values():
         text = "%s %s %s" % (a["user"], a["mech"], a["result"])
         if a.get("exposed"):
-            text += " (%s in clear)" % (a["secret"] or "login")
-        out.append(text)
-    if not out:
+            text += " (%s)" % exposure(a)
+        texts.append(text)
+    if not texts:
         return ""
-    return "login%s: %s" % ("" if len(out) == 1 else "s", ", ".join(out))
+    runs = []                                           # [text, count] of consecutive repeats
+    for t in texts:
+        if runs and runs[-1][0] == t:
+            runs[-1][1] += 1
+        else:
+            runs.append([t, 1])
+    shown_runs = ["%s x%d%s" % (t.split(" (")[0], n, " (" + t.split(" (", 1)[1] if " (" in t else "")
+                  if n > 1 else t for t, n in runs]
+    more = ""
+    if len(shown_runs) > 10:
+        rest = sum(n for _, n in runs[10:])
+        shown_runs, more = shown_runs[:10], ", and %d more" % rest
+    return "login%s: %s%s" % ("" if len(texts) == 1 else "s", ", ".join(shown_runs), more)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--plugin", required=True)
-    ap.add_argument("capture", nargs="?")
-    ap.add_argument("keylog", nargs="?")
-    a = ap.parse_args()
-    if a.capture:
-        inputs = [(pathlib.Path(a.capture), pathlib.Path(a.keylog) if a.keylog else None)]
-    else:
-        inputs = []
-        for cap in sorted((ROOT / "captures" / "real").glob("*.pcapng")):
-            keys = cap.with_suffix(".keys")
-            inputs.append((cap, keys if keys.exists() else None))
-    stage = Stage(a.plugin)
+def frame_list(frames):
+    if len(frames) == 1:
+        return "frame %d" % frames[0]
+    if len(frames) <= 12:
+        return "frames " + ", ".join(map(str, frames))
+    return "frames %s, ..., %d (%d in all)" % (", ".join(map(str, frames[:10])), frames[-1], len(frames))
+
+
+def alert_lines(alerts):
+    """One line per distinct message of severity note and above, with its frames, first seen first."""
+    groups = collections.OrderedDict()
+    for frame, sev, _, msg in sorted(alerts, key=lambda a: a[0]):
+        if sev not in SEVERITIES:
+            continue
+        frames = groups.setdefault((sev, msg), [])
+        if not frames or frames[-1] != frame:
+            frames.append(frame)
+    return ["    %-7s  %s: %s" % (sev, frame_list(frames), msg) for (sev, msg), frames in groups.items()]
+
+
+def table(rows):
+    """Rows of columns, each column as wide as its widest cell, two spaces apart, no trailing space."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def report(stage, inp, with_alerts):
+    """Print the report of one capture; return (error, note)."""
+    fields = FIELDS + (ALERT_FIELDS if with_alerts else [])
+    args = ["-Y", "mailsec", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=" + AGGREGATOR]
+    for f in fields:
+        args += ["-e", f]
     try:
-        for cap, keys in inputs:
-            found = sessions(stage, cap, keys)
-            print("== %s%s: %d mail session%s" % (cap.name, " (with TLS keys)" if keys else "",
-                                                   len(found), "" if len(found) == 1 else "s"))
-            for frames in found.values():
-                print("  " + describe(frames))
+        rc, out, err = stage.run(inp, args)
+    except OSError as e:                                # gone or unreadable since it was checked
+        return "%s" % os_error(e), None
+    error, note = tshark_problem(rc, err)
+    if error:
+        return error, None
+    found, alerts = sessions(out.splitlines(), with_alerts)
+    print("== %s%s: %d mail session%s" % (shown(inp.label), " (with TLS keys)" if inp.keylogs else "",
+                                          len(found), "" if len(found) == 1 else "s"))
+    if found:
+        lines = table([[shown(c) for c in columns(frames)] for frames in found.values()])
+        for stream, line in zip(found, lines):
+            print(("  " + line).rstrip())
+            for a in alert_lines(alerts.get(stream, [])):
+                print(shown(a).rstrip())
+    return None, note
+
+
+# ---------------------------------------------------------------- main
+
+def split_internal(argv):
+    """Our settings and the user's arguments.
+
+    run.sh: `--prog NAME [--check] [--plugin SO] -- ARGS`, so nothing the user
+    types is taken as a setting. Direct use: `--plugin SO` among the arguments.
+    """
+    global PROG
+    settings = {"plugin": None, "check": False}
+    if argv[:1] != ["--prog"]:
+        rest, i = [], 0
+        while i < len(argv):
+            a = argv[i]
+            if a == "--":
+                rest += argv[i:]
+                break
+            if a == "--plugin" and i + 1 < len(argv):
+                settings["plugin"] = argv[i + 1]
+                i += 2
+                continue
+            if a.startswith("--plugin="):
+                settings["plugin"] = a[len("--plugin="):]
+            else:
+                rest.append(a)
+            i += 1
+        return settings, rest
+    if "--" not in argv:
+        raise Usage("internal: the caller's settings must end with --")
+    end = argv.index("--")
+    own, i = argv[:end], 0
+    while i < len(own):
+        if own[i] in ("--prog", "--plugin") and i + 1 < len(own):
+            if own[i] == "--prog":
+                PROG = own[i + 1]
+            else:
+                settings["plugin"] = own[i + 1]
+            i += 2
+        elif own[i] == "--check":
+            settings["check"] = True
+            i += 1
+        else:
+            raise Usage("internal: %s: unknown setting" % shown(own[i]))
+    return settings, argv[end + 1:]
+
+
+def main(argv):
+    try:
+        settings, args = split_internal(argv)
+        inputs = plan(args)
+        if not settings["check"] and not settings["plugin"]:
+            raise Usage("--plugin SO is required (see %s --help)" % PROG)
+    except Help:
+        print(__doc__.strip())
+        return OK
+    except Usage as e:
+        say(e)
+        return USAGE
+    if settings["check"]:
+        tshark_verdict(inputs)
+        if all(inp.error for inp in inputs):
+            for inp in inputs:
+                say("%s: %s" % (shown(inp.label), inp.error))
+            summary(len(inputs), len(inputs))
+            return FAILED
+        return OK
+
+    try:
+        stage = Stage(settings["plugin"])
+    except Setup as e:
+        say(e)
+        return SETUP
+    failed = 0
+    try:
+        with_alerts = set(ALERT_FIELDS) <= stage.fields()
+        n = len(inputs)
+        sys.stdout.flush()
+        sys.stderr.write("mailsec: analysing %d capture%s\n" % (n, "" if n == 1 else "s"))
+        if not with_alerts:
+            say("this build of the plugin has no mailsec.alert fields; alerts are not shown")
+        for inp in inputs:
+            error, note = inp.error, None
+            if not error:
+                error, note = report(stage, inp, with_alerts)
+            if error:
+                failed += 1
+                say("%s: %s" % (shown(inp.label), error))
+            elif note:
+                say("%s: %s" % (shown(inp.label), note))
+            sys.stdout.flush()
+    except Setup as e:
+        say(e)
+        return SETUP
     finally:
         stage.close()
+    summary(failed, len(inputs))
+    return FAILED if failed else OK
+
+
+def summary(failed, total):
+    if failed and total > 1:
+        say("%d of %d captures could not be analysed" % (failed, total))
 
 
 if __name__ == "__main__":
-    main()
+    sys.stdout.reconfigure(errors="backslashreplace")
+    # Stopped (timeout, kill): unwind, so the staged copies are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        code = main(sys.argv[1:])
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        # The reader went away (run.sh | head): no traceback, the shell's status for SIGPIPE.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        code = 141
+    except Exception as e:                              # never a traceback for any input
+        if os.environ.get("MAILSEC_DEBUG"):
+            raise
+        say("unexpected error: %s: %s (MAILSEC_DEBUG=1 shows where)" % (type(e).__name__, shown(e)))
+        code = SETUP
+    sys.exit(code)
