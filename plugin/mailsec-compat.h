@@ -38,4 +38,14 @@ typedef gboolean mailsec_pref_bool;
 #define MAILSEC_FI_FVALUE(fi) (&(fi)->value)
 #endif
 
+/* Where the TLS dissector keeps a frame's decrypted records (SslPacketInfo):
+ * 4.0 passes a layer number around but stores every record under key 0
+ * (checked on 4.0.17); later versions may key by layer, so there every key up
+ * to the frame's depth is probed. */
+#if MAILSEC_WS_AT_LEAST(4, 2)
+#define MAILSEC_TLS_KEYED_BY_LAYER 1
+#else
+#define MAILSEC_TLS_KEYED_BY_LAYER 0
+#endif
+
 #endif

@@ -77,7 +77,7 @@ static gboolean dissect_mailsec_heur(tvbuff_t *tvb, packet_info *pinfo, proto_tr
     mailsec_conv *mc = mailsec_conv_lookup(conv);
     if (!mc)
         mc = mailsec_conv_create(conv);
-    if (mc->core || !mailsec_recognise_payload(mc, pinfo, tvb, 0))
+    if (mc->core || mc->closed || !mailsec_recognise_payload(mc, pinfo, tvb, 0))
         return FALSE;
     dissector_handle_t builtin = mailsec_builtin_handle(mc->claimed);
     if (!builtin)

@@ -15,7 +15,9 @@
 
 static int proto_tls = -1;
 
-/* Layer numbers are small; the TLS dissector keys its data by the layer it ran at. */
+/* Layer numbers are small; where the TLS dissector keys its data by the layer
+ * it ran at (MAILSEC_TLS_KEYED_BY_LAYER), every key up to the frame's depth is
+ * looked at. */
 #define MAILSEC_MAX_LAYER 64
 
 guint mailsec_tls_feed_records(packet_info *pinfo, mailsec_conv *mc, ms_dir dir,
@@ -24,8 +26,12 @@ guint mailsec_tls_feed_records(packet_info *pinfo, mailsec_conv *mc, ms_dir dir,
     if (proto_tls <= 0)
         return 0;
     guint fed = 0;
+#if MAILSEC_TLS_KEYED_BY_LAYER
     guint layers = pinfo->layers ? wmem_list_count(pinfo->layers) : 0;
     for (guint key = 0; key <= layers + 1 && key < MAILSEC_MAX_LAYER; key++) {
+#else
+    for (guint key = 0; key < 1; key++) {
+#endif
         SslPacketInfo *pi = (SslPacketInfo *)p_get_proto_data(wmem_file_scope(), pinfo, proto_tls, key);
         if (!pi)
             continue;

@@ -61,6 +61,15 @@ typedef struct {
     struct mailsec_attempt *last_attempt;
     const char *auth_user;  /* file-scope copy of the core's, for rendering */
     unsigned auth_user_gen;
+    /* the last records stored per direction, shared by frames that say the same */
+    struct mailsec_frame_s *last_record[2][2];
+    bool not_mail;         /* neither port nor content is mail: nothing to do, ever */
+    /* the end of the session: the parser is released, its last state kept */
+    bool fin_seen[2];
+    bool closed;
+    guint8 final_proto, final_detect, final_transport;
+    guint32 final_boundary;
+    guint64 final_cleartext_bytes;
 } mailsec_conv;
 
 mailsec_conv *mailsec_conv_lookup(conversation_t *conv);
@@ -129,7 +138,7 @@ typedef struct mailsec_fact {
 } mailsec_fact;
 
 /* What the first pass learnt about a frame; rendering reads only this. */
-typedef struct {
+typedef struct mailsec_frame_s {
     guint8 proto;
     guint8 detected_by;
     guint8 transport;

@@ -16,7 +16,10 @@
 #include <epan/proto_data.h>
 #include <epan/range.h>
 #include <epan/strutil.h>
+#include <epan/tap.h>
+#include <epan/dissectors/packet-tcp.h>
 #include <epan/to_str.h>
+#include <wsutil/pint.h>
 #include <wsutil/wmem/wmem.h>
 
 #include "mailsec.h"
@@ -63,16 +66,15 @@ static wmem_map_t *client_failures;
 
 static dissector_handle_t mailsec_handle;
 
-/* Fields of other dissectors the postdissector reads. */
-static int hf_tcp_seq_raw = -1;
-static int hf_tcp_len = -1;
-static int hf_tcp_flags_syn = -1;
-static int hf_tcp_flags_ack = -1;
-static int hf_tcp_payload = -1;
-static int hf_tcp_stream = -1;
+static int proto_tcp = -1;
 static int proto_smtp = -1;
 static int proto_pop = -1;
 static int proto_imap = -1;
+static int expert_tap = -1;
+static int credentials_tap = -1;
+/* Referenced by a filter, a column or -e when their ref_type is set. */
+static header_field_info *mailsec_hfinfo;
+static header_field_info *expert_hfinfo;
 
 static dissector_handle_t smtp_handle;
 static dissector_handle_t pop_handle;
@@ -141,19 +143,33 @@ static port_class classify_port(guint32 port)
 
 /* ---- reading the TCP layer from the tree ------------------------------------ */
 
-static field_info *last_field(proto_tree *tree, int hf)
-{
-    if (hf < 0)
-        return NULL;
-    GPtrArray *a = proto_get_finfo_ptr_array(tree, hf);
-    if (!a || a->len == 0)
-        return NULL;
-    return (field_info *)g_ptr_array_index(a, a->len - 1);
-}
+/* ---- the TCP segment of the frame ------------------------------------------ */
 
-static bool has_field(proto_tree *tree, int hf)
+/* mailsec asks Wireshark for no field: a postdissector's wanted fields make
+ * every frame of every protocol build a tree and index those fields, which
+ * costs more than the whole analysis. Instead it sees each TCP segment on its
+ * way in: the ip.proto entry for TCP is a transparent handle that notes the
+ * segment's tvb and hands the same arguments to the same TCP dissector. It
+ * adds no layer, no item and no column, so Wireshark's own output does not
+ * change (tests/tshark/test_preservation.py). The note lives for one frame:
+ * the postdissector reads it and clears it. */
+static dissector_handle_t tcp_handle;       /* the TCP dissector, as ip.proto had it */
+static dissector_handle_t tcp_note_handle;  /* ours, in its place */
+
+typedef struct {
+    guint32 frame;
+    tvbuff_t *tvb;      /* the innermost TCP segment of the frame (header at 0) */
+    bool in_error;      /* a TCP header quoted inside an ICMP error */
+} tcp_note;
+
+static tcp_note seen_tcp;
+
+static int dissect_tcp_note(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
 {
-    return last_field(tree, hf) != NULL;
+    seen_tcp.frame = pinfo->num;
+    seen_tcp.tvb = tvb;
+    seen_tcp.in_error = pinfo->flags.in_error_pkt;
+    return call_dissector_only(tcp_handle, tvb, pinfo, tree, data);
 }
 
 typedef struct {
@@ -163,42 +179,194 @@ typedef struct {
     bool syn;
     bool ack;
     bool rst;
-    guint32 stream;
+    bool fin;
     tvbuff_t *tvb;  /* where the payload bytes are */
     gint offset;
     gint captured;  /* payload bytes present in the capture */
 } tcp_facts;
 
-static bool read_tcp(proto_tree *tree, tcp_facts *t)
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+/* The frame's TCP header and payload, as the TCP dissector saw them; false
+ * when the frame has no TCP segment of its own, or one TCP could not read
+ * (a header length it calls bogus). */
+static bool read_tcp(const packet_info *pinfo, tcp_facts *t)
 {
-    field_info *fi;
-    memset(t, 0, sizeof *t);
-    if (!(fi = last_field(tree, hf_tcp_seq_raw)))
+    tvbuff_t *tvb = seen_tcp.tvb;
+    bool mine = tvb && seen_tcp.frame == pinfo->num && !seen_tcp.in_error;
+    seen_tcp.tvb = NULL;
+    if (!mine || tvb_captured_length(tvb) < 20)
         return false;
-    t->seq = fvalue_get_uinteger(MAILSEC_FI_FVALUE(fi));
-    /* The rest of the header sits beside the sequence number (TCP header
-     * offset 4): acknowledgement number at 8, flags at 13. */
-    if (fi->ds_tvb && tvb_captured_length_remaining(fi->ds_tvb, fi->start) >= 10) {
-        guint8 flags = tvb_get_guint8(fi->ds_tvb, fi->start + 9);
-        t->rst = (flags & 0x04) != 0;
-        if (flags & 0x10)
-            t->ack_raw = tvb_get_ntohl(fi->ds_tvb, fi->start + 4);
-    }
-    if ((fi = last_field(tree, hf_tcp_len)))
-        t->len = fvalue_get_uinteger(MAILSEC_FI_FVALUE(fi));
-    if ((fi = last_field(tree, hf_tcp_flags_syn)))
-        t->syn = fvalue_get_uinteger64(MAILSEC_FI_FVALUE(fi)) != 0;
-    if ((fi = last_field(tree, hf_tcp_flags_ack)))
-        t->ack = fvalue_get_uinteger64(MAILSEC_FI_FVALUE(fi)) != 0;
-    if ((fi = last_field(tree, hf_tcp_stream)))
-        t->stream = fvalue_get_uinteger(MAILSEC_FI_FVALUE(fi));
-    if (t->len > 0 && (fi = last_field(tree, hf_tcp_payload)) && fi->ds_tvb) {
-        gint avail = tvb_captured_length_remaining(fi->ds_tvb, fi->start);
-        t->tvb = fi->ds_tvb;
-        t->offset = fi->start;
-        t->captured = avail < 0 ? 0 : MIN(avail, (gint)t->len);
+    const guint8 *h = tvb_get_ptr(tvb, 0, 20);
+    /* the segment whose ports the frame carries */
+    if ((guint32)pntoh16(h) != pinfo->srcport || (guint32)pntoh16(h + 2) != pinfo->destport)
+        return false;
+    guint hlen = (guint)(h[12] >> 4) * 4;
+    guint reported = tvb_reported_length(tvb);
+    if (hlen < 20 || reported < hlen)
+        return false;
+    memset(t, 0, sizeof *t);
+    guint8 flags = h[13];
+    t->seq = pntoh32(h + 4);
+    t->syn = (flags & TCP_FLAG_SYN) != 0;
+    t->ack = (flags & TCP_FLAG_ACK) != 0;
+    t->rst = (flags & TCP_FLAG_RST) != 0;
+    t->fin = (flags & TCP_FLAG_FIN) != 0;
+    if (t->ack)
+        t->ack_raw = pntoh32(h + 8);
+    t->len = reported - hlen;
+    if (t->len > 0) {
+        guint avail = tvb_captured_length(tvb);
+        t->tvb = tvb;
+        t->offset = (gint)hlen;
+        t->captured = avail <= hlen ? 0 : (gint)MIN(avail - hlen, t->len);
     }
     return true;
+}
+
+/* A built-in mail dissector that ran on this frame (Decode As, its own port). */
+static ms_proto builtin_on_frame(const packet_info *pinfo)
+{
+    if (!pinfo->layers)
+        return MS_PROTO_UNKNOWN;
+    for (wmem_list_frame_t *f = wmem_list_head(pinfo->layers); f; f = wmem_list_frame_next(f)) {
+        int id = GPOINTER_TO_INT(wmem_list_frame_data(f));
+        if (id == proto_smtp) return MS_PROTO_SMTP;
+        if (id == proto_pop) return MS_PROTO_POP3;
+        if (id == proto_imap) return MS_PROTO_IMAP;
+    }
+    return MS_PROTO_UNKNOWN;
+}
+
+/* ---- the conversation of a frame, cached ------------------------------------ */
+
+/* find_conversation_pinfo() hashes both endpoints and probes several
+ * wildcard tables on every call. On the first pass frames come in capture
+ * order, and a TCP conversation changes for the same endpoints only at a SYN
+ * (port reuse), so a small cache keyed on the endpoints, bypassed and
+ * refreshed on SYN, gives the same answer. Cleared with the file. */
+#define CONV_CACHE_SIZE 1024
+#define CONV_CACHE_ADDR_MAX 16
+
+typedef struct {
+    conversation_t *conv;
+    guint32 srcport, destport;
+    int type;
+    guint8 len;
+    guint8 src[CONV_CACHE_ADDR_MAX];
+    guint8 dst[CONV_CACHE_ADDR_MAX];
+} conv_cache_entry;
+
+static conv_cache_entry *conv_cache;
+
+static bool cacheable(const packet_info *pinfo)
+{
+    return pinfo->src.type == pinfo->dst.type && pinfo->src.len == pinfo->dst.len &&
+           pinfo->src.len > 0 && pinfo->src.len <= CONV_CACHE_ADDR_MAX && pinfo->src.data && pinfo->dst.data;
+}
+
+static guint32 addr_word(const address *a)
+{
+    /* the last four bytes: all of IPv4, the host part of IPv6 */
+    guint32 w;
+    memcpy(&w, (const guint8 *)a->data + a->len - 4, 4);
+    return w;
+}
+
+static guint conv_cache_slot(const packet_info *pinfo)
+{
+    guint32 h = (pinfo->srcport << 16 | pinfo->destport) * 2654435761u;
+    if (pinfo->src.len >= 4)
+        h ^= (addr_word(&pinfo->src) * 40503u) ^ (addr_word(&pinfo->dst) * 2246822519u);
+    return (h >> 16 ^ h) % CONV_CACHE_SIZE;
+}
+
+static conversation_t *frame_conversation(packet_info *pinfo, bool syn)
+{
+    if (!conv_cache || !cacheable(pinfo))
+        return find_conversation_pinfo(pinfo, 0);
+    conv_cache_entry *e = &conv_cache[conv_cache_slot(pinfo)];
+    if (!syn && e->conv && e->srcport == pinfo->srcport && e->destport == pinfo->destport &&
+        e->type == pinfo->src.type && e->len == pinfo->src.len &&
+        memcmp(e->src, pinfo->src.data, e->len) == 0 && memcmp(e->dst, pinfo->dst.data, e->len) == 0)
+        return e->conv;
+    conversation_t *conv = find_conversation_pinfo(pinfo, 0);
+    e->conv = conv;
+    e->srcport = pinfo->srcport;
+    e->destport = pinfo->destport;
+    e->type = pinfo->src.type;
+    e->len = (guint8)pinfo->src.len;
+    memcpy(e->src, pinfo->src.data, e->len);
+    memcpy(e->dst, pinfo->dst.data, e->len);
+    return conv;
+}
+
+static void conv_cache_init(void)
+{
+    conv_cache = g_new0(conv_cache_entry, CONV_CACHE_SIZE);
+}
+
+/* Per file: the cache, and the taps that make rendering worth it (the expert
+ * tap is registered after the plugins' handoff, so it is looked up here). */
+static void mailsec_init(void)
+{
+    memset(&seen_tcp, 0, sizeof seen_tcp); /* nothing of another file's frames */
+    conv_cache_init();
+    expert_tap = find_tap_id("expert");
+    credentials_tap = find_tap_id("credentials");
+    mailsec_hfinfo = proto_registrar_get_nth(proto_mailsec);
+    expert_hfinfo = proto_expert > 0 ? proto_registrar_get_nth(proto_expert) : NULL;
+}
+
+/* ---- per-frame records, by frame number -------------------------------------- */
+
+/* What the first pass stored for each frame of a mail session. Frame numbers
+ * are dense, so a table in chunks (allocated only where mail frames are) takes
+ * 8 bytes a frame and a lookup is two loads; p_add_proto_data() would cost a
+ * list node and an entry per frame and a list walk per lookup. Frames that
+ * say the same share one record (keep_record). */
+#define FRAME_CHUNK 4096
+
+static mailsec_frame ***frame_chunks;
+static guint frame_nchunks;
+
+static mailsec_frame *frame_record(guint32 num)
+{
+    guint c = num / FRAME_CHUNK;
+    return c < frame_nchunks && frame_chunks[c] ? frame_chunks[c][num % FRAME_CHUNK] : NULL;
+}
+
+static void frame_record_set(guint32 num, mailsec_frame *fr)
+{
+    guint c = num / FRAME_CHUNK;
+    if (c >= frame_nchunks) {
+        guint n = MAX(c + 1, frame_nchunks * 2);
+        frame_chunks = g_renew(mailsec_frame **, frame_chunks, n);
+        memset(frame_chunks + frame_nchunks, 0, (n - frame_nchunks) * sizeof *frame_chunks);
+        frame_nchunks = n;
+    }
+    if (!frame_chunks[c])
+        frame_chunks[c] = g_new0(mailsec_frame *, FRAME_CHUNK);
+    frame_chunks[c][num % FRAME_CHUNK] = fr;
+}
+
+static void frame_records_free(void)
+{
+    for (guint c = 0; c < frame_nchunks; c++)
+        g_free(frame_chunks[c]);
+    g_free(frame_chunks);
+    frame_chunks = NULL;
+    frame_nchunks = 0;
+}
+
+static void mailsec_cleanup(void)
+{
+    g_free(conv_cache);
+    conv_cache = NULL;
+    frame_records_free();
 }
 
 static bool frame_is_from_server(const mailsec_conv *mc, const packet_info *pinfo)
@@ -344,7 +512,8 @@ static void feed_segment(void *ctx, const guint8 *p, size_t n, guint64 lost)
 }
 
 /* Make a mail session of this conversation, if it is one. */
-static bool adopt(mailsec_conv *mc, packet_info *pinfo, proto_tree *tree, const tcp_facts *t)
+static bool adopt(mailsec_conv *mc, conversation_t *conv, packet_info *pinfo, ms_proto builtin,
+                  const tcp_facts *t)
 {
     ms_session_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -374,10 +543,9 @@ static bool adopt(mailsec_conv *mc, packet_info *pinfo, proto_tree *tree, const 
         cfg.port_proto = pc.proto;
         cfg.implicit_tls = pc.implicit_tls;
         cfg.how = MS_DETECT_PORT;
-    } else if (has_field(tree, proto_smtp) || has_field(tree, proto_pop) || has_field(tree, proto_imap)) {
+    } else if (builtin != MS_PROTO_UNKNOWN) {
         /* A built-in dissector owns it through Decode As or its own port. */
-        cfg.port_proto = has_field(tree, proto_smtp) ? MS_PROTO_SMTP
-                       : has_field(tree, proto_pop) ? MS_PROTO_POP3 : MS_PROTO_IMAP;
+        cfg.port_proto = builtin;
         cfg.how = MS_DETECT_PORT;
         server_is_src = pinfo->srcport < pinfo->destport;
     } else {
@@ -396,47 +564,126 @@ static bool adopt(mailsec_conv *mc, packet_info *pinfo, proto_tree *tree, const 
         copy_address_wmem(wmem_file_scope(), &mc->server_addr, &pinfo->dst);
         mc->server_port = pinfo->destport;
     }
-    mc->stream = t->stream;
+    /* tcp.stream, from the TCP dissector's own conversation data */
+    struct tcp_analysis *tcpd = proto_tcp > 0 ? (struct tcp_analysis *)conversation_get_proto_data(conv, proto_tcp) : NULL;
+    mc->stream = tcpd ? tcpd->stream : 0;
     return true;
 }
 
-static mailsec_frame *analyse_frame(packet_info *pinfo, proto_tree *tree)
+/* Once both sides have closed (FIN each way, nothing held for a hole) or an
+ * in-sequence RST ended the stream, the parser state goes: only what
+ * rendering needs stays (the per-frame records, the attempts, the strings). */
+static void maybe_release(mailsec_conv *mc, ms_dir dir, const tcp_facts *t, guint32 rst_next)
+{
+    if (t->fin)
+        mc->fin_seen[dir] = true;
+    bool over = (mc->fin_seen[MS_DIR_C2S] && mc->fin_seen[MS_DIR_S2C]) || (t->rst && t->seq == rst_next);
+    if (!over || ms_seq_waiting(&mc->seq[MS_DIR_C2S]) || ms_seq_waiting(&mc->seq[MS_DIR_S2C]))
+        return;
+    mc->final_proto = (guint8)ms_session_proto(mc->core);
+    mc->final_detect = (guint8)ms_session_detect(mc->core);
+    mc->final_transport = (guint8)ms_session_frame_transport(mc->core, G_MAXUINT32);
+    mc->final_boundary = ms_session_boundary(mc->core);
+    mc->final_cleartext_bytes = ms_session_cleartext_bytes(mc->core);
+    ms_seq_free(&mc->seq[MS_DIR_C2S]);
+    ms_seq_free(&mc->seq[MS_DIR_S2C]);
+    ms_session_free(mc->core);
+    mc->core = NULL;
+    mc->closed = true;
+}
+
+/* Frames without facts mostly say the same as the session's previous frame
+ * in the same direction: they share its record. */
+static bool same_record(const mailsec_frame *a, const mailsec_frame *b)
+{
+    return a && !a->facts && !b->facts && a->proto == b->proto && a->detected_by == b->detected_by &&
+           a->transport == b->transport && a->decrypted == b->decrypted && a->dir == b->dir &&
+           a->stream == b->stream && a->boundary == b->boundary && a->cleartext_bytes == b->cleartext_bytes &&
+           a->auth_user == b->auth_user;
+}
+
+/* fr is built on the stack; it is copied out only when it differs from the
+ * last two records of its direction (under TLS, data frames and bare ACKs
+ * alternate: decrypted, not decrypted). */
+static mailsec_frame *keep_record(mailsec_conv *mc, packet_info *pinfo, const mailsec_frame *fr)
+{
+    mailsec_frame **last = mc->last_record[fr->dir & 1];
+    mailsec_frame *kept;
+    if (same_record(last[0], fr)) {
+        kept = last[0];
+    } else if (same_record(last[1], fr)) {
+        kept = last[1];
+        last[1] = last[0];
+        last[0] = kept;
+    } else {
+        kept = (mailsec_frame *)wmem_memdup(wmem_file_scope(), fr, sizeof *fr);
+        last[1] = last[0];
+        last[0] = kept;
+    }
+    frame_record_set(pinfo->num, kept);
+    return kept;
+}
+
+static mailsec_frame *analyse_frame(packet_info *pinfo)
 {
     tcp_facts t;
-    if (!tree || !read_tcp(tree, &t))
+    if (!read_tcp(pinfo, &t))
         return NULL;
-    conversation_t *conv = find_conversation_pinfo(pinfo, 0);
+    conversation_t *conv = frame_conversation(pinfo, t.syn);
     if (!conv)
         return NULL;
     mailsec_conv *mc = mailsec_conv_lookup(conv);
-    if (!mc || !mc->core) {
+    if (mc && mc->not_mail)
+        return NULL;
+    if (!mc || (!mc->core && !mc->closed)) {
         port_class dst = classify_port(pinfo->destport);
         port_class src = classify_port(pinfo->srcport);
+        ms_proto builtin = builtin_on_frame(pinfo);
         bool worth = dst.proto != MS_PROTO_UNKNOWN || src.proto != MS_PROTO_UNKNOWN ||
-                     (mc && mc->claimed != MS_PROTO_UNKNOWN) || has_field(tree, proto_smtp) ||
-                     has_field(tree, proto_pop) || has_field(tree, proto_imap);
+                     (mc && mc->claimed != MS_PROTO_UNKNOWN) || builtin != MS_PROTO_UNKNOWN;
         if (!worth) {
             /* Content on a port some other protocol owns (IMAP on 80 …). */
             if (!mailsec_prefs.heuristic || t.captured == 0)
                 return NULL;
             if (!mc)
                 mc = mailsec_conv_create(conv);
-            if (!mailsec_recognise_payload(mc, pinfo, t.tvb, t.offset))
+            if (!mailsec_recognise_payload(mc, pinfo, t.tvb, t.offset)) {
+                /* a no is final (mailsec-heur.c), and the ports are not mail */
+                mc->not_mail = mc->given_up;
                 return NULL;
+            }
         }
         if (!mc)
             mc = mailsec_conv_create(conv);
-        if (!adopt(mc, pinfo, tree, &t))
+        if (!adopt(mc, conv, pinfo, builtin, &t))
             return NULL;
     }
 
-    mailsec_frame *fr = wmem_new0(wmem_file_scope(), mailsec_frame);
+    mailsec_frame rec;
+    memset(&rec, 0, sizeof rec);
+    mailsec_frame *fr = &rec;
+    ms_dir dir = frame_dir(mc, pinfo);
+    fr->dir = (guint8)dir;
+    fr->stream = mc->stream;
+    fr->auth_user = mc->auth_user;
+    if (mc->closed) {
+        /* after the end: the session's last state, no analysis */
+        fr->proto = mc->final_proto;
+        fr->detected_by = mc->final_detect;
+        fr->transport = mc->final_transport;
+        if (fr->transport != MS_TRANSPORT_CLEARTEXT && mc->final_boundary) {
+            fr->boundary = mc->final_boundary;
+            fr->cleartext_bytes = mc->final_cleartext_bytes;
+        }
+        return keep_record(mc, pinfo, fr);
+    }
+
     fact_sink_ctx sc = { fr, &fr->facts, mc, pinfo };
     ms_feed_ctx feed = { pinfo->num, store_fact, &sc };
-    ms_dir dir = frame_dir(mc, pinfo);
 
     stream_feed sf[2] = { { mc->core, MS_DIR_C2S, &feed }, { mc->core, MS_DIR_S2C, &feed } };
     ms_dir peer = dir == MS_DIR_C2S ? MS_DIR_S2C : MS_DIR_C2S;
+    guint32 rst_next = mc->seq[dir].next;
     /* What this frame acknowledges tells whether a hole in the other
      * direction will ever fill: bytes the peer received and the capture
      * lacks are lost. */
@@ -461,8 +708,6 @@ static mailsec_frame *analyse_frame(packet_info *pinfo, proto_tree *tree)
     fr->proto = (guint8)ms_session_proto(mc->core);
     fr->detected_by = (guint8)ms_session_detect(mc->core);
     fr->transport = (guint8)ms_session_frame_transport(mc->core, pinfo->num);
-    fr->stream = mc->stream;
-    fr->dir = (guint8)dir;
     unsigned gen;
     size_t ulen;
     const char *user = ms_session_auth_user(mc->core, &ulen, &gen);
@@ -475,8 +720,9 @@ static mailsec_frame *analyse_frame(packet_info *pinfo, proto_tree *tree)
         fr->boundary = ms_session_boundary(mc->core);
         fr->cleartext_bytes = ms_session_cleartext_bytes(mc->core);
     }
-    p_add_proto_data(wmem_file_scope(), pinfo, proto_mailsec, 0, fr);
-    return fr;
+    if (!t.syn)
+        maybe_release(mc, dir, &t, rst_next);
+    return keep_record(mc, pinfo, fr);
 }
 
 /* ---- rendering -------------------------------------------------------------- */
@@ -616,19 +862,41 @@ static void render(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const ma
     mailsec_alerts_add(pinfo, mt, tvb, fr);
 }
 
+/* Does anybody look at mailsec's items in this tree? The packet details
+ * shown, a mailsec field in a filter, column or -e, the expert information
+ * (panel, -z expert, _ws.expert filters) or the credentials tap. Otherwise
+ * only the protocol item is added (protocol hierarchy statistics count it). */
+static bool taps_listening(void)
+{
+    return (expert_tap > 0 && have_tap_listener(expert_tap)) ||
+           (credentials_tap > 0 && have_tap_listener(credentials_tap));
+}
+
+static bool render_wanted(proto_tree *tree)
+{
+    if (!tree)
+        return taps_listening(); /* no tree: the taps still get their records */
+    if (PTREE_DATA(tree)->visible)
+        return true;
+    if ((mailsec_hfinfo && mailsec_hfinfo->ref_type != HF_REF_TYPE_NONE) ||
+        (expert_hfinfo && expert_hfinfo->ref_type != HF_REF_TYPE_NONE))
+        return true;
+    return taps_listening();
+}
+
 static int dissect_mailsec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
 {
     if (pinfo->ptype != PT_TCP)
         return 0;
-    /* A TCP header quoted inside an ICMP error is not a segment of the stream. */
-    if (proto_is_frame_protocol(pinfo->layers, "icmp") || proto_is_frame_protocol(pinfo->layers, "icmpv6"))
-        return 0;
-    mailsec_frame *fr = (mailsec_frame *)p_get_proto_data(wmem_file_scope(), pinfo, proto_mailsec, 0);
+    mailsec_frame *fr = frame_record(pinfo->num);
     if (!fr && !PINFO_FD_VISITED(pinfo))
-        fr = analyse_frame(pinfo, tree);
+        fr = analyse_frame(pinfo);
     if (!fr)
         return 0;
-    render(tvb, pinfo, tree, fr);
+    if (render_wanted(tree))
+        render(tvb, pinfo, tree, fr);
+    else if (tree)
+        proto_tree_add_item(tree, proto_mailsec, tvb, 0, 0, ENC_NA);
     return MAX(1, (int)tvb_captured_length(tvb));
 }
 
@@ -765,6 +1033,8 @@ void proto_register_mailsec(void)
     prefs_register_bool_preference(m, "hide_secrets", "Hide secrets",
         "Show passwords and tokens as ******** (users and hashes stay), for screenshots and reports",
         &mailsec_prefs.hide_secrets);
+    register_init_routine(mailsec_init);
+    register_cleanup_routine(mailsec_cleanup);
     client_failures = wmem_map_new_autoreset(wmem_epan_scope(), wmem_file_scope(), g_str_hash, g_str_equal);
 
     mailsec_handle = create_dissector_handle(dissect_mailsec, proto_mailsec);
@@ -772,27 +1042,21 @@ void proto_register_mailsec(void)
     mailsec_heur_register();
 }
 
-static int wanted(GArray *a, const char *name)
-{
-    int id = proto_registrar_get_id_byname(name);
-    if (id > 0)
-        g_array_append_val(a, id);
-    return id;
-}
-
 void proto_reg_handoff_mailsec(void)
 {
-    GArray *fields = g_array_new(FALSE, FALSE, (guint)sizeof(int));
-    hf_tcp_seq_raw = wanted(fields, "tcp.seq_raw");
-    hf_tcp_len = wanted(fields, "tcp.len");
-    hf_tcp_flags_syn = wanted(fields, "tcp.flags.syn");
-    hf_tcp_flags_ack = wanted(fields, "tcp.flags.ack");
-    hf_tcp_payload = wanted(fields, "tcp.payload");
-    hf_tcp_stream = wanted(fields, "tcp.stream");
-    proto_smtp = wanted(fields, "smtp");
-    proto_pop = wanted(fields, "pop");
-    proto_imap = wanted(fields, "imap");
-    set_postdissector_wanted_hfids(mailsec_handle, fields);
+    /* see dissect_tcp_note() */
+    dissector_table_t ip_proto = find_dissector_table("ip.proto");
+    tcp_handle = ip_proto ? dissector_get_uint_handle(ip_proto, 6) : NULL;
+    if (tcp_handle) {
+        tcp_note_handle = create_dissector_handle_with_name_and_description(
+            dissect_tcp_note, -1, dissector_handle_get_dissector_name(tcp_handle),
+            "TCP (segments noted by mailsec)");
+        dissector_add_uint("ip.proto", 6, tcp_note_handle);
+    }
+    proto_tcp = proto_get_id_by_filter_name("tcp");
+    proto_smtp = proto_get_id_by_filter_name("smtp");
+    proto_pop = proto_get_id_by_filter_name("pop");
+    proto_imap = proto_get_id_by_filter_name("imap");
 
     smtp_handle = find_dissector_add_dependency("smtp", proto_mailsec);
     pop_handle = find_dissector_add_dependency("pop", proto_mailsec);

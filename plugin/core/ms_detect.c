@@ -3,30 +3,27 @@
 
 #include <string.h>
 
-static int lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-}
+#define lower ms_ascii_lower
 
-bool ms_ci_prefix(const uint8_t *p, size_t len, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    if (len < n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (lower(p[i]) != lower((unsigned char)prefix[i]))
-            return false;
-    return true;
-}
-
+/* A scan for the needle's first byte in either case, then a compare: lines of
+ * untagged IMAP data are searched for words, so this runs on every byte. */
 bool ms_ci_contains(const uint8_t *p, size_t len, const char *needle)
 {
     size_t n = strlen(needle);
     if (n == 0)
         return true;
-    for (size_t i = 0; i + n <= len; i++)
-        if (ms_ci_prefix(p + i, len - i, needle))
+    if (len < n)
+        return false;
+    int first = lower((unsigned char)needle[0]);
+    for (size_t i = 0; i + n <= len; i++) {
+        if (lower(p[i]) != first)
+            continue;
+        size_t k = 1;
+        while (k < n && lower(p[i + k]) == lower((unsigned char)needle[k]))
+            k++;
+        if (k == n)
             return true;
+    }
     return false;
 }
 
@@ -36,11 +33,6 @@ size_t ms_token_len(const uint8_t *p, size_t len)
     while (i < len && p[i] != ' ' && p[i] != '\t')
         i++;
     return i;
-}
-
-bool ms_token_is(const uint8_t *tok, size_t toklen, const char *word)
-{
-    return toklen == strlen(word) && ms_ci_prefix(tok, toklen, word);
 }
 
 static bool is_digit(uint8_t c)

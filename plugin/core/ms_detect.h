@@ -8,6 +8,8 @@
 
 #include "ms_core.h"
 
+#include <string.h>
+
 typedef struct {
     ms_proto proto;
     bool strong; /* unambiguous: enough to claim a session on an unknown port */
@@ -28,12 +30,34 @@ bool ms_looks_like_tls(const uint8_t *p, size_t len);
  * this, so five bytes that merely look like a record header cannot blind it. */
 bool ms_looks_like_tls_hello(const uint8_t *p, size_t len);
 
-/* Helpers shared with the protocol adapters. */
-bool ms_ci_prefix(const uint8_t *p, size_t len, const char *prefix);
+/* Helpers shared with the protocol adapters. They run on every line, so the
+ * short ones are inline: with a literal word, strlen() is folded away. */
+static inline int ms_ascii_lower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+/* Does p start with prefix, ASCII case-insensitively? */
+static inline bool ms_ci_prefix(const uint8_t *p, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (len < n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (ms_ascii_lower(p[i]) != ms_ascii_lower((unsigned char)prefix[i]))
+            return false;
+    return true;
+}
+
+/* Does p contain needle anywhere, ASCII case-insensitively? */
 bool ms_ci_contains(const uint8_t *p, size_t len, const char *needle);
 /* Length of the token starting at p (up to a space or the end). */
 size_t ms_token_len(const uint8_t *p, size_t len);
+
 /* Case-insensitive compare of a token with a word. */
-bool ms_token_is(const uint8_t *tok, size_t toklen, const char *word);
+static inline bool ms_token_is(const uint8_t *tok, size_t toklen, const char *word)
+{
+    return toklen == strlen(word) && ms_ci_prefix(tok, toklen, word);
+}
 
 #endif

@@ -28,9 +28,25 @@ static void after_literal_check(ms_session *s, ms_dir dir, const uint8_t *p, siz
     }
 }
 
+/* Capabilities come as "* CAPABILITY ..." or as a "[CAPABILITY ...]" code
+ * right after a status word (greeting, tagged OK); nowhere else, so other
+ * lines (SEARCH results, FETCH headers) are not searched. */
 static void capability_check(ms_session *s, const uint8_t *p, size_t n)
 {
-    if (ms_ci_contains(p, n, "CAPABILITY") && ms_ci_contains(p, n, " STARTTLS"))
+    size_t t = ms_token_len(p, n); /* the tag or "*" */
+    if (t + 1 >= n)
+        return;
+    const uint8_t *r = p + t + 1;
+    size_t rn = n - t - 1;
+    size_t w = ms_token_len(r, rn);
+    size_t caps;
+    if (ms_token_is(r, w, "CAPABILITY"))
+        caps = w;
+    else if (w + 1 < rn && ms_ci_prefix(r + w + 1, rn - w - 1, "[CAPABILITY"))
+        caps = w + 1 + strlen("[CAPABILITY");
+    else
+        return;
+    if (ms_ci_contains(r + caps, rn - caps, " STARTTLS"))
         ms_starttls_offered(s);
 }
 

@@ -171,10 +171,21 @@ const char *ms_mech_name(ms_mech m)
 
 /* ---- ms_creds and its fields ---- */
 
+/* Only the fields' headers: the buffers (14 KB in all) are read up to len. */
+#define STR_CLEAR(f) ((f).s[0] = '\0', (f).len = 0, (f).set = false, (f).truncated = false)
+
 void ms_creds_clear(ms_creds *c)
 {
-    memset(c, 0, sizeof *c);
     c->mech = MS_MECH_OTHER;
+    STR_CLEAR(c->mech_name);
+    STR_CLEAR(c->username);
+    STR_CLEAR(c->authzid);
+    STR_CLEAR(c->password);
+    STR_CLEAR(c->realm);
+    STR_CLEAR(c->workstation);
+    STR_CLEAR(c->token);
+    STR_CLEAR(c->hash);
+    STR_CLEAR(c->material);
 }
 
 void ms_str_small_set(ms_str_small *f, const void *p, size_t n)
