@@ -22,5 +22,11 @@ rm -f "$log"
 
 (cd build && ctest --output-on-failure)
 # -p no:cacheprovider: the clone may not be writable for pytest's cache
+# -n auto: one pytest-xdist worker per core (conftest.py keeps the tests of one
+# capture on one worker); -n N or -p no:xdist among the arguments overrides it.
 # Debian's python3, where python3-pytest is installed (a pyenv python may come first in PATH)
-/usr/bin/python3 -m pytest -p no:cacheprovider -q tests/tshark "$@"
+jobs=(-n auto)
+for a in "$@"; do
+    case $a in -n|-n?*|--numprocesses|--numprocesses=*|*no:xdist) jobs=() ;; esac
+done
+/usr/bin/python3 -m pytest -p no:cacheprovider -q "${jobs[@]}" tests/tshark "$@"

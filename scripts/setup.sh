@@ -14,7 +14,7 @@ set -euo pipefail
 want=(tshark libwireshark-dev libwiretap-dev wireshark-dev libgcrypt20-dev libglib2.0-dev
       cmake gcc make pkg-config python3 util-linux)
 if [ "${1:-}" = --tests ]; then
-    want+=(python3-pytest libcmocka-dev)
+    want+=(python3-pytest python3-pytest-xdist libcmocka-dev)
 fi
 
 missing=()

@@ -30,7 +30,7 @@ import pytest
 
 import sys
 
-from conftest import ROOT, ground_truth_captures
+from conftest import BUNDLED_FIELDS, ROOT, ground_truth_captures
 
 sys.path.insert(0, str(ROOT / "captures"))
 import ntlm  # noqa: E402  (captures/ntlm.py)
@@ -193,16 +193,15 @@ _CACHE = {}
 
 
 def rows_of(tshark, cap, keys=None, two_pass=False, extra=(), fields=FIELDS, display_filter=None):
-    """Every frame's FIELDS as dicts (occurrences joined by ','), cached per run."""
+    """Every frame's FIELDS as dicts (occurrences joined by ','), cached per run.
+    The full FIELDS come from one run with test_ground_truth's fields too
+    (conftest.BUNDLED_FIELDS), hide_secrets or not, so the runs compared stay alike."""
     key = (str(cap), str(keys), two_pass, tuple(extra), tuple(fields), display_filter)
     if key not in _CACHE:
-        args = list(extra) + ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]
-        for f in fields:
-            args += ["-e", f]
-        if display_filter:
-            args += ["-Y", display_filter]
-        out, _ = tshark.run(cap, args, keylog=keys, two_pass=two_pass)
-        _CACHE[key] = [dict(zip(fields, line.split("\t"))) for line in out.splitlines()]
+        wide = BUNDLED_FIELDS if list(fields) == FIELDS else None
+        rows = tshark.fields(cap, fields, display_filter, extra=extra, wide=wide,
+                             keylog=keys, two_pass=two_pass)
+        _CACHE[key] = [dict(zip(fields, r)) for r in rows]
     return _CACHE[key]
 
 

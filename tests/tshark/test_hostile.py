@@ -32,7 +32,7 @@ def run(ts, capture):
     args = ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=" + SEP, "-q", "-z", "expert,mailsec"]
     for f in FIELDS:
         args += ["-e", f]
-    rc, out, err = ts.invoke(["-n", "-r", str(ts_copy(ts, capture))] + args)
+    rc, out, err = ts.invoke(["-n", "-r", str(ts.copy(capture))] + args)
     assert not SANITIZER.search(err), "sanitizer report on %s:\n%s" % (capture.name, err[-4000:])
     assert rc == 0, "tshark exit %d on %s:\n%s" % (rc, capture.name, err[-2000:])
     rows, expert = [], []
@@ -43,17 +43,6 @@ def run(ts, capture):
         else:
             expert.append(line)
     return rows, "\n".join(expert)
-
-
-def ts_copy(ts, capture):
-    import os
-    import shutil
-    dst = ts.stage / "captures" / capture.name
-    dst.parent.mkdir(exist_ok=True)
-    os.chmod(dst.parent, 0o755)
-    shutil.copyfile(capture, dst)
-    os.chmod(dst, 0o644)
-    return dst
 
 
 def alerts(rows):
@@ -130,7 +119,7 @@ def test_terminal_escapes_are_escaped_and_kept_raw(tshark):
     # the user name's own bytes, escape included, are still there for the analyst
     assert raw and all("1b5b" in v.replace(":", "") for v in raw)
     # and the -V tree a terminal shows carries no escape either
-    rc, out, _ = tshark.invoke(["-n", "-r", str(ts_copy(tshark, HOSTILE / "terminal-escapes.pcap")), "-V", "-O", "mailsec"])
+    rc, out, _ = tshark.invoke(["-n", "-r", str(tshark.copy(HOSTILE / "terminal-escapes.pcap")), "-V", "-O", "mailsec"])
     assert rc == 0 and "\x1b" not in out and "\x07" not in out
 
 

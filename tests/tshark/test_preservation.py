@@ -33,7 +33,9 @@ def _collect(elem, acc):
 
 def pdml_layers(tshark, capture, plugin, two_pass, keylog=None):
     """frame number -> {layer: [fields...]} and frame.protocols."""
-    out, err = tshark.run(capture, ["-T", "pdml"], plugin=plugin, two_pass=two_pass, keylog=keylog)
+    # each of these runs is read by one test only: not kept (conftest)
+    out, err = tshark.run(capture, ["-T", "pdml"], plugin=plugin, two_pass=two_pass, keylog=keylog,
+                          cache=False)
     frames = {}
     for pkt in ET.fromstring(out).findall("packet"):
         num = None

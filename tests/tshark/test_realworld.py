@@ -22,6 +22,9 @@ if not CASES:
     raise RuntimeError("the real-world corpus is missing: expected ../shared/realworld/MANIFEST.tsv")
 
 BASE = ["frame.number", "tcp.stream", "tcp.srcport", "tcp.dstport", "tcp.payload", "frame.protocols"]
+RECOGNISED = BASE + ["mailsec.proto", "mailsec.detected_by"]
+LOGIN_FIELDS = ["tcp.stream", "smtp.req.command", "pop.request.command", "imap.request.command",
+                "mailsec.auth.started", "mailsec.auth.attempt"]
 
 
 def expected_mail_streams(rows):
@@ -47,9 +50,9 @@ def expected_mail_streams(rows):
 @pytest.mark.parametrize("capture", CASES)
 def test_every_mail_session_recognised(tshark, capture):
     path = capture["abspath"]
-    base = tshark.fields(path, BASE, display_filter="tcp", plugin=False)
+    base = tshark.fields(path, BASE, display_filter="tcp", plugin=False, wide=BASELINE_WIDE)
     mail, first_payload = expected_mail_streams(base)
-    rows = tshark.fields(path, BASE + ["mailsec.proto", "mailsec.detected_by"], display_filter="tcp")
+    rows = tshark.fields(path, RECOGNISED, display_filter="tcp", wide=MAILSEC_WIDE)
     by_stream = collections.defaultdict(list)
     for r in rows:
         if "icmp" not in r[5].split(":"):
@@ -69,8 +72,8 @@ def test_every_mail_session_recognised(tshark, capture):
 @pytest.mark.parametrize("capture", CASES)
 def test_clean_run(tshark, capture):
     """No start-up warning, no dissector bug, and the same exit as plain tshark."""
-    out, err = tshark.run(capture["abspath"], ["-V"])
-    base_out, base_err = tshark.run(capture["abspath"], ["-V"], plugin=False)
+    out, err = tshark.run(capture["abspath"], ["-V"], cache=False)   # read by this test only
+    base_out, base_err = tshark.run(capture["abspath"], ["-V"], plugin=False, cache=False)
     assert err == base_err
     assert "Dissector bug" not in out or out.count("Dissector bug") == base_out.count("Dissector bug")
 
@@ -82,9 +85,7 @@ LOGIN_COMMANDS = {"AUTH", "PASS", "APOP", "LOGIN", "AUTHENTICATE"}
 def test_every_login_decoded(tshark, capture):
     """Each login command the built-in dissectors show gives a mailsec attempt."""
     path = capture["abspath"]
-    fields = ["tcp.stream", "smtp.req.command", "pop.request.command", "imap.request.command",
-              "mailsec.auth.started", "mailsec.auth.attempt"]
-    rows = tshark.fields(path, fields, display_filter="tcp")
+    rows = tshark.fields(path, LOGIN_FIELDS, display_filter="tcp", wide=MAILSEC_WIDE)
     commands = collections.Counter()
     attempts = collections.defaultdict(set)
     for r in rows:
@@ -108,6 +109,10 @@ JUSTIFY_FIELDS = ["frame.number", "tcp.stream", "tcp.srcport", "frame.protocols"
                   "tcp.analysis.lost_segment", "tcp.analysis.ack_lost_segment",
                   "smtp.req.command", "smtp.response.code", "pop.request.command", "pop.response.indicator",
                   "imap.request.command", "imap.response.status", "tcp.payload"]
+# One -Y tcp run without mailsec serves both BASE and JUSTIFY_FIELDS, and one with
+# mailsec both RECOGNISED and LOGIN_FIELDS (conftest: Tshark.fields, wide).
+BASELINE_WIDE = JUSTIFY_FIELDS + [f for f in BASE if f not in JUSTIFY_FIELDS]
+MAILSEC_WIDE = RECOGNISED + [f for f in LOGIN_FIELDS if f not in RECOGNISED]
 LOGIN_REQUESTS = {"AUTH", "USER", "PASS", "APOP", "LOGIN", "AUTHENTICATE"}
 LOGIN_LINE = re.compile(rb"^(AUTH|USER|PASS|APOP|\S+ (LOGIN|AUTHENTICATE)) ", re.I | re.M)
 MAX_LINE = 4096  # the max_line preference's default
@@ -152,7 +157,8 @@ def test_no_unjustified_alert(tshark, capture):
     """Every mailsec alert of warning or error severity on benign real-world
     traffic has a reason the built-in dissectors show too."""
     path = capture["abspath"]
-    ev = _stream_evidence(tshark.fields(path, JUSTIFY_FIELDS, display_filter="tcp", plugin=False))
+    ev = _stream_evidence(tshark.fields(path, JUSTIFY_FIELDS, display_filter="tcp", plugin=False,
+                                        wide=BASELINE_WIDE))
     rows = tshark.fields(path, ["tcp.stream", "frame.number", "mailsec.alert.name"], display_filter="mailsec.alert")
     reasons = {
         "mailsec.sequence.gap": "loss",
