@@ -14,6 +14,7 @@
 #include <epan/expert.h>
 #include <epan/packet.h>
 #include <epan/strutil.h>
+#include <epan/tap.h>
 
 #include "mailsec.h"
 
@@ -116,104 +117,197 @@ static const char *esc(packet_info *pinfo, const char *v)
     return v ? format_text(pinfo->pool, (const guchar *)v, strlen(v)) : NULL;
 }
 
+/* ---- the rules: which fact, when, which alert, what message -------------- */
+
 typedef struct {
     packet_info *pinfo;
-    proto_tree *tree;
-    tvbuff_t *tvb;
-} alert_ctx;
+    char *msg;  /* set by a rule's message function */
+} alert_msg;
 
-static void raise_alert(alert_ctx *ac, alert_id id, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void say(alert_msg *m, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
-static void raise_alert(alert_ctx *ac, alert_id id, const char *fmt, ...)
+static void say(alert_msg *m, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *msg = wmem_strdup_vprintf(ac->pinfo->pool, fmt, ap);
+    m->msg = wmem_strdup_vprintf(m->pinfo->pool, fmt, ap);
     va_end(ap);
-    proto_item *ai = proto_tree_add_string(ac->tree, hf_alert, ac->tvb, 0, 0, msg);
-    proto_item_set_generated(ai);
-    proto_tree *at = proto_item_add_subtree(ai, ett_alert);
-    proto_item_set_generated(proto_tree_add_string(at, hf_alert_name, ac->tvb, 0, 0, alert_defs[id].abbrev));
-    proto_item_set_generated(proto_tree_add_string(at, hf_alert_severity, ac->tvb, 0, 0,
-                                                   severity_name(alert_defs[id].severity)));
-    expert_add_info_format(ac->pinfo, ai, &ei[id], "%s", msg);
 }
 
+static guint threshold(void)
+{
+    return mailsec_prefs.brute_force_threshold;
+}
+
+static const char *user_of(packet_info *pinfo, const mailsec_attempt *a)
+{
+    return a && a->username ? esc(pinfo, a->username) : "(no user)";
+}
+
+/* conditions */
+static bool from_client(const mailsec_fact *f) { return f->u.injected.dir == MS_DIR_C2S; }
+static bool from_server(const mailsec_fact *f) { return f->u.injected.dir == MS_DIR_S2C; }
+static bool refused(const mailsec_fact *f) { return f->core.starttls_result.result == MS_STARTTLS_REFUSED; }
+static bool no_reply(const mailsec_fact *f) { return f->core.starttls_result.result == MS_STARTTLS_NO_REPLY; }
+
+static bool secret_in_clear(const mailsec_fact *f)
+{
+    const mailsec_attempt *a = f->u.attempt;
+    return a && a->exposed && (a->password || a->token || a->hash);
+}
+
+static bool failed(const mailsec_fact *f) { return f->u.auth_result.result == MS_AUTH_FAILURE; }
+
+static bool over_threshold(const mailsec_fact *f)
+{
+    guint thr = threshold();
+    return thr && (f->u.auth_result.session_failures >= thr || f->u.auth_result.client_failures >= thr);
+}
+
+static bool brute_force(const mailsec_fact *f) { return failed(f) && over_threshold(f); }
+
+static bool success_after_failures(const mailsec_fact *f)
+{
+    return f->u.auth_result.result == MS_AUTH_SUCCESS && over_threshold(f);
+}
+
+/* messages */
+static void msg_summary(alert_msg *m, const alert_def *d, const mailsec_fact *f _U_)
+{
+    say(m, "%s", d->summary);
+}
+
+static void msg_command_injection(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    guint n = f->u.injected.orig_len;
+    say(m, "STARTTLS command injection: %u byte%s of plaintext followed the client's STARTTLS in the same segment",
+        n, plurality(n, "", "s"));
+}
+
+static void msg_response_injection(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    guint n = f->u.injected.orig_len;
+    say(m, "STARTTLS response injection: %u byte%s of plaintext followed the server's OK in the same segment",
+        n, plurality(n, "", "s"));
+}
+
+static void msg_line_too_long(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Overlong line from the %s: %d bytes (limit %u, preference mailsec.max_line)",
+        f->core.line_too_long.dir == MS_DIR_C2S ? "client" : "server", (int)f->core.line_too_long.length,
+        mailsec_prefs.max_line);
+}
+
+static void msg_cleartext(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    const mailsec_attempt *a = f->u.attempt;
+    say(m, "Credentials in clear: %s %s for %s", esc(m->pinfo, a->mechanism),
+        a->password ? "password" : a->token ? "bearer token" : "hash", user_of(m->pinfo, a));
+}
+
+static void msg_failed(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    const mailsec_attempt *a = f->u.auth_result.attempt;
+    say(m, "Authentication failed: %s for %s", a ? esc(m->pinfo, a->mechanism) : "login", user_of(m->pinfo, a));
+}
+
+static void msg_brute_force(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Brute force: %u failed logins in this session, %u from this client (threshold %u)",
+        f->u.auth_result.session_failures, f->u.auth_result.client_failures, threshold());
+}
+
+static void msg_success_after_failures(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Login as %s succeeded after %u failed logins in this session, %u from this client",
+        user_of(m->pinfo, f->u.auth_result.attempt), f->u.auth_result.session_failures,
+        f->u.auth_result.client_failures);
+}
+
+static void msg_malformed(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    ms_auth_problem p = f->core.auth_malformed.problem;
+    say(m, "Malformed login exchange: %s",
+        p == MS_AUTH_BAD_BASE64 ? "invalid base64"
+        : p == MS_AUTH_BAD_MESSAGE ? "the message does not fit the mechanism"
+        : "missing or incomplete arguments");
+}
+
+static void msg_detected(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Recognised as %s from its content", ms_proto_name(f->core.proto.proto));
+}
+
+static void msg_gap(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    guint32 n = f->core.stream_gap.lost > G_MAXUINT32 ? G_MAXUINT32 : (guint32)f->core.stream_gap.lost;
+    say(m, "%u byte%s of the %s's stream missing from the capture: what they carried is not analysed",
+        n, plurality(n, "", "s"), f->core.stream_gap.dir == MS_DIR_C2S ? "client" : "server");
+}
+
+typedef struct {
+    ms_fact_kind fact;
+    bool (*when)(const mailsec_fact *f);   /* NULL: always */
+    alert_id alert;
+    void (*message)(alert_msg *m, const alert_def *d, const mailsec_fact *f);
+    bool once_per_frame;                   /* one alert however many such facts */
+} alert_rule;
+
+/* The whole policy. A fact may raise several alerts, in this order. */
+static const alert_rule rules[] = {
+    { MS_FACT_STARTTLS_INJECTED, from_client, A_STARTTLS_COMMAND_INJECTION, msg_command_injection, false },
+    { MS_FACT_STARTTLS_INJECTED, from_server, A_STARTTLS_RESPONSE_INJECTION, msg_response_injection, false },
+    { MS_FACT_STARTTLS_RESULT, refused, A_STARTTLS_REFUSED, msg_summary, false },
+    { MS_FACT_STARTTLS_RESULT, no_reply, A_STARTTLS_NO_REPLY, msg_summary, false },
+    { MS_FACT_LINE_TOO_LONG, NULL, A_LINE_TOO_LONG, msg_line_too_long, true },
+    { MS_FACT_AUTH_REQUEST, secret_in_clear, A_AUTH_CLEARTEXT, msg_cleartext, false },
+    { MS_FACT_AUTH_RESULT, failed, A_AUTH_FAILED, msg_failed, false },
+    { MS_FACT_AUTH_RESULT, brute_force, A_AUTH_BRUTE_FORCE, msg_brute_force, false },
+    { MS_FACT_AUTH_RESULT, success_after_failures, A_AUTH_SUCCESS_AFTER_FAILURES, msg_success_after_failures, false },
+    { MS_FACT_AUTH_MALFORMED, NULL, A_MALFORMED_SASL, msg_malformed, false },
+    { MS_FACT_PROTO, NULL, A_DETECTED_BY_CONTENT, msg_detected, false },
+    { MS_FACT_STREAM_GAP, NULL, A_STREAM_GAP, msg_gap, false },
+};
+
+static int expert_tap = -1;
+
+void mailsec_alerts_init(void)
+{
+    /* the expert tap is registered after the plugins' handoff */
+    expert_tap = find_tap_id("expert");
+}
+
+bool mailsec_alerts_listening(void)
+{
+    return expert_tap > 0 && have_tap_listener(expert_tap);
+}
+
+static void raise_alert(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, const mailsec_fact *f, alert_id id,
+                        const char *msg)
+{
+    gint start = f->start >= 0 ? f->start : 0, length = f->start >= 0 ? f->length : 0;
+    proto_item *ai = proto_tree_add_string(tree, hf_alert, tvb, start, length, msg);
+    proto_item_set_generated(ai);
+    proto_tree *at = proto_item_add_subtree(ai, ett_alert);
+    proto_item_set_generated(proto_tree_add_string(at, hf_alert_name, tvb, start, length, alert_defs[id].abbrev));
+    proto_item_set_generated(proto_tree_add_string(at, hf_alert_severity, tvb, start, length,
+                                                   severity_name(alert_defs[id].severity)));
+    expert_add_info_format(pinfo, ai, &ei[id], "%s", msg);
+}
+
+/* The one function that reads the rules. */
 void mailsec_alerts_add(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, const mailsec_frame *fr)
 {
-    alert_ctx ac = { pinfo, tree, tvb };
-    bool long_line_done = false;
+    bool raised[array_length(rules)] = { false };
     for (const mailsec_fact *f = fr->facts; f; f = f->next) {
-        switch (f->kind) {
-        case MS_FACT_STARTTLS_INJECTED:
-            if (f->ival == MS_DIR_C2S)
-                raise_alert(&ac, A_STARTTLS_COMMAND_INJECTION,
-                    "STARTTLS command injection: %u byte%s of plaintext followed the client's STARTTLS in the same segment",
-                    f->orig_len, plurality(f->orig_len, "", "s"));
-            else
-                raise_alert(&ac, A_STARTTLS_RESPONSE_INJECTION,
-                    "STARTTLS response injection: %u byte%s of plaintext followed the server's OK in the same segment",
-                    f->orig_len, plurality(f->orig_len, "", "s"));
-            break;
-        case MS_FACT_STARTTLS_RESULT:
-            if (f->ival == MS_STARTTLS_REFUSED)
-                raise_alert(&ac, A_STARTTLS_REFUSED, "%s", alert_defs[A_STARTTLS_REFUSED].summary);
-            else if (f->ival == MS_STARTTLS_NO_REPLY)
-                raise_alert(&ac, A_STARTTLS_NO_REPLY, "%s", alert_defs[A_STARTTLS_NO_REPLY].summary);
-            break;
-        case MS_FACT_LINE_TOO_LONG:
-            if (!long_line_done) {
-                raise_alert(&ac, A_LINE_TOO_LONG,
-                    "Overlong line from the %s: %d bytes (limit %u, preference mailsec.max_line)",
-                    f->ival == MS_DIR_C2S ? "client" : "server", f->ival2, mailsec_prefs.max_line);
-                long_line_done = true;
-            }
-            break;
-        case MS_FACT_AUTH_REQUEST: {
-            const mailsec_attempt *a = f->attempt;
-            if (a && a->exposed && (a->password || a->token || a->hash))
-                raise_alert(&ac, A_AUTH_CLEARTEXT, "Credentials in clear: %s %s for %s",
-                    esc(pinfo, a->mechanism),
-                    a->password ? "password" : a->token ? "bearer token" : "hash",
-                    a->username ? esc(pinfo, a->username) : "(no user)");
-            break;
-        }
-        case MS_FACT_AUTH_RESULT: {
-            const mailsec_attempt *a = f->attempt;
-            const char *user = a && a->username ? esc(pinfo, a->username) : "(no user)";
-            guint thr = mailsec_prefs.brute_force_threshold;
-            if (f->ival2 == MS_AUTH_FAILURE) {
-                raise_alert(&ac, A_AUTH_FAILED, "Authentication failed: %s for %s",
-                    a ? esc(pinfo, a->mechanism) : "login", user);
-                if (thr && (f->count >= thr || f->client_count >= thr))
-                    raise_alert(&ac, A_AUTH_BRUTE_FORCE,
-                        "Brute force: %u failed logins in this session, %u from this client (threshold %u)",
-                        f->count, f->client_count, thr);
-            } else if (f->ival2 == MS_AUTH_SUCCESS && thr &&
-                       (f->count >= thr || f->client_count >= thr)) {
-                raise_alert(&ac, A_AUTH_SUCCESS_AFTER_FAILURES,
-                    "Login as %s succeeded after %u failed logins in this session, %u from this client",
-                    user, f->count, f->client_count);
-            }
-            break;
-        }
-        case MS_FACT_AUTH_MALFORMED:
-            raise_alert(&ac, A_MALFORMED_SASL, "Malformed login exchange: %s",
-                f->ival == MS_AUTH_BAD_BASE64 ? "invalid base64"
-                : f->ival == MS_AUTH_BAD_MESSAGE ? "the message does not fit the mechanism"
-                : "missing or incomplete arguments");
-            break;
-        case MS_FACT_PROTO:
-            raise_alert(&ac, A_DETECTED_BY_CONTENT, "Recognised as %s from its content",
-                ms_proto_name((ms_proto)f->ival));
-            break;
-        case MS_FACT_STREAM_GAP:
-            raise_alert(&ac, A_STREAM_GAP,
-                "%u byte%s of the %s's stream missing from the capture: what they carried is not analysed",
-                f->count, plurality(f->count, "", "s"), f->ival == MS_DIR_C2S ? "client" : "server");
-            break;
-        default:
-            break;
+        for (size_t i = 0; i < array_length(rules); i++) {
+            const alert_rule *r = &rules[i];
+            if (r->fact != f->kind || (r->once_per_frame && raised[i]) || (r->when && !r->when(f)))
+                continue;
+            alert_msg m = { pinfo, NULL };
+            r->message(&m, &alert_defs[r->alert], f);
+            raise_alert(pinfo, tree, tvb, f, r->alert, m.msg);
+            raised[i] = true;
         }
     }
 }

@@ -20,7 +20,7 @@ static dissector_handle_t mailsec_conv_handle;
 /* Longest first line we look at: greetings and commands are short. */
 #define MAILSEC_HEUR_LINE_MAX 512
 
-bool mailsec_recognise_payload(mailsec_conv *mc, packet_info *pinfo, tvbuff_t *tvb, int offset)
+bool mailsec_recognise_payload(mailsec_claim *mc, packet_info *pinfo, tvbuff_t *tvb, int offset)
 {
     if (mc->claimed != MS_PROTO_UNKNOWN)
         return true;
@@ -35,17 +35,16 @@ bool mailsec_recognise_payload(mailsec_conv *mc, packet_info *pinfo, tvbuff_t *t
     size_t len = lf ? (size_t)(lf - p) : (size_t)n;
     if (len > 0 && p[len - 1] == '\r')
         len--;
-    mc->looked = true;
     ms_guess server = ms_detect_server_line(p, len);
     ms_guess client = ms_detect_client_line(p, len);
     if (server.strong) {
         mc->claimed = server.proto;
-        mc->claimed_server_is_src = true;
-        mc->claimed_server_port = pinfo->srcport;
+        mc->server_is_src = true;
+        mc->server_port = pinfo->srcport;
     } else if (client.strong) {
         mc->claimed = client.proto;
-        mc->claimed_server_is_src = false;
-        mc->claimed_server_port = pinfo->destport;
+        mc->server_is_src = false;
+        mc->server_port = pinfo->destport;
     } else {
         mc->given_up = true;
         return false;
@@ -63,7 +62,7 @@ static int dissect_mailsec_conv(tvbuff_t *tvb, packet_info *pinfo, proto_tree *t
     if (!mc || !mc->builtin)
         return 0;
     guint32 saved = pinfo->match_uint;
-    pinfo->match_uint = mc->claimed_server_port;
+    pinfo->match_uint = mc->claim.server_port;
     int r = call_dissector_only(mc->builtin, tvb, pinfo, tree, data);
     pinfo->match_uint = saved;
     return r;
@@ -75,13 +74,27 @@ static gboolean dissect_mailsec_heur(tvbuff_t *tvb, packet_info *pinfo, proto_tr
         return FALSE;
     conversation_t *conv = find_or_create_conversation(pinfo);
     mailsec_conv *mc = mailsec_conv_lookup(conv);
-    if (!mc)
-        mc = mailsec_conv_create(conv);
-    if (mc->core || mc->closed || !mailsec_recognise_payload(mc, pinfo, tvb, 0))
+    if (mc == &mailsec_conv_not_mail || (mc && (mc->core || mc->closed)))
         return FALSE;
-    dissector_handle_t builtin = mailsec_builtin_handle(mc->claimed);
+    /* Recognise on the stack: a conversation that is not mail gets only the
+     * shared marker, no allocation of its own. */
+    mailsec_claim claim;
+    if (mc)
+        claim = mc->claim;
+    else
+        memset(&claim, 0, sizeof claim);
+    if (!mailsec_recognise_payload(&claim, pinfo, tvb, 0)) {
+        if (claim.given_up && !mc)
+            conversation_add_proto_data(conv, proto_mailsec, &mailsec_conv_not_mail);
+        return FALSE;
+    }
+    dissector_handle_t builtin = mailsec_builtin_handle(claim.claimed);
     if (!builtin)
         return FALSE;
+    if (mc)
+        mc->claim = claim;
+    else
+        mc = mailsec_conv_create(conv, &claim);
     mc->builtin = builtin;
     conversation_set_dissector(conv, mailsec_conv_handle);
     dissect_mailsec_conv(tvb, pinfo, tree, data);

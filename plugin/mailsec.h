@@ -1,9 +1,15 @@
 /* mailsec.h — what the epan-side files of the plugin share.
  *
- * packet-mailsec.c  registration, preferences, the postdissector, rendering
- * mailsec-heur.c    the TCP heuristic that claims mail on unregistered ports
- * mailsec-tls.c     decrypted application data and handshake facts from TLS
- * mailsec-alerts.c  the one table that turns facts into expert info
+ * packet-mailsec.c   registration, preferences, the postdissector's entry
+ * mailsec-extract.c  reading other layers: the TCP segment, the conversation,
+ *                    the built-in mail dissectors on the frame
+ * mailsec-tls.c      decrypted application data from the TLS dissector
+ * mailsec-heur.c     the TCP heuristic that claims mail on unregistered ports
+ * mailsec-session.c  first pass: sessions, the core fed, per-frame records
+ * mailsec-facts.c    one table entry per fact kind: how to keep it, how to draw it
+ * mailsec-render.c   the frame's tree, drawn from its record only
+ * mailsec-alerts.c   the one table that turns facts into expert info
+ * mailsec-tap.c      the mailsec tap and Wireshark's credentials tap
  */
 #ifndef MAILSEC_H
 #define MAILSEC_H
@@ -16,6 +22,8 @@
 
 #include "mailsec-compat.h"
 #include "ms_detect.h"
+#include "ms_registry.h"
+#include "ms_sasl.h"
 #include "ms_seq.h"
 #include "ms_session.h"
 
@@ -39,6 +47,14 @@ typedef struct {
 
 extern mailsec_prefs_t mailsec_prefs;
 
+/* What recognition by content concluded about a conversation nobody claimed. */
+typedef struct {
+    ms_proto claimed;      /* proto the content showed (heuristic) */
+    bool server_is_src;    /* the claiming payload came from the server */
+    guint32 server_port;
+    bool given_up;         /* the first payload was no mail: final */
+} mailsec_claim;
+
 /* Per TCP conversation, file scope. core is NULL until the conversation is
  * known to be mail; until then the other fields remember what was examined. */
 typedef struct {
@@ -47,12 +63,7 @@ typedef struct {
     guint32 server_port;
     guint32 stream;
     ms_seq seq[2];
-    /* recognition */
-    ms_proto claimed;      /* proto the content showed (heuristic) */
-    bool claimed_server_is_src; /* the claiming payload came from the server */
-    guint32 claimed_server_port;
-    bool looked;           /* the first payload was examined */
-    bool given_up;
+    mailsec_claim claim;
     dissector_handle_t builtin; /* pinned built-in dissector (heuristic sessions) */
     /* TLS application data already fed, per direction */
     const void *tls_flow[2];
@@ -63,7 +74,6 @@ typedef struct {
     unsigned auth_user_gen;
     /* the last records stored per direction, shared by frames that say the same */
     struct mailsec_frame_s *last_record[2][2];
-    bool not_mail;         /* neither port nor content is mail: nothing to do, ever */
     /* the end of the session: the parser is released, its last state kept */
     bool fin_seen[2];
     bool closed;
@@ -72,14 +82,53 @@ typedef struct {
     guint64 final_cleartext_bytes;
 } mailsec_conv;
 
+/* The conversation data of every conversation found not to be mail: one
+ * shared marker, never written, so a rejected conversation costs no
+ * allocation of ours. */
+extern mailsec_conv mailsec_conv_not_mail;
+
 mailsec_conv *mailsec_conv_lookup(conversation_t *conv);
-mailsec_conv *mailsec_conv_create(conversation_t *conv);
+mailsec_conv *mailsec_conv_create(conversation_t *conv, const mailsec_claim *claim);
 
 /* Examine the first payload of a conversation nobody has claimed; true when
- * it is mail (mc->claimed and mc->claimed_server_is_src set). */
-bool mailsec_recognise_payload(mailsec_conv *mc, packet_info *pinfo, tvbuff_t *tvb, int offset);
+ * it is mail (claim->claimed and claim->server_is_src set). */
+bool mailsec_recognise_payload(mailsec_claim *claim, packet_info *pinfo, tvbuff_t *tvb, int offset);
 
 dissector_handle_t mailsec_builtin_handle(ms_proto p);
+
+/* ---- mailsec-extract.c: reading other layers ---- */
+
+typedef struct {
+    guint32 seq;
+    guint32 ack_raw;   /* the acknowledgement number, when the ACK flag is set */
+    guint32 len;
+    bool syn;
+    bool ack;
+    bool rst;
+    bool fin;
+    tvbuff_t *tvb;  /* where the payload bytes are */
+    gint offset;
+    gint captured;  /* payload bytes present in the capture */
+} mailsec_tcp;
+
+void mailsec_extract_handoff(void);
+void mailsec_extract_init(void);
+void mailsec_extract_cleanup(void);
+/* The frame's own TCP segment; false when it has none mailsec can read. */
+bool mailsec_read_tcp(const packet_info *pinfo, mailsec_tcp *t);
+/* The built-in mail dissector that ran on this frame, if any. */
+ms_proto mailsec_builtin_on_frame(const packet_info *pinfo);
+/* The frame's TCP conversation (cached; syn refreshes the cache). */
+conversation_t *mailsec_frame_conversation(packet_info *pinfo, bool syn);
+/* tcp.stream of a conversation, from the TCP dissector's own data. */
+guint32 mailsec_tcp_stream(conversation_t *conv);
+
+/* ---- mailsec-session.c: first pass ---- */
+
+void mailsec_session_init(void);
+void mailsec_session_cleanup(void);
+/* The stored record of a frame, analysing it on the first pass. */
+struct mailsec_frame_s *mailsec_session_frame(packet_info *pinfo);
 
 /* mailsec-heur.c */
 void mailsec_heur_register(void);
@@ -122,20 +171,38 @@ typedef struct mailsec_attempt {
     guint8 result;          /* ms_auth_result, 0 = none yet */
 } mailsec_attempt;
 
-/* Facts of one frame, copied out of the core. */
+/* A fact of one frame, kept: the core's typed payload as it came (its
+ * pointers are not to be followed once kept), and for kinds whose payload
+ * points at data, a copy in file scope (mailsec-facts.c says how, per kind). */
 typedef struct mailsec_fact {
     ms_fact_kind kind;
-    int ival;
-    int ival2;
-    guint8 *data; /* a bounded copy */
-    guint len;
-    guint orig_len;
-    guint32 ref_frame;
-    guint32 count;
-    guint32 client_count;  /* AUTH_RESULT: failures from this client address, all sessions */
-    mailsec_attempt *attempt;
+    gint start;         /* the bytes of this frame that told it; -1: none */
+    gint length;
+    ms_fact_payload core;
+    union {
+        struct {
+            ms_dir dir;
+            guint8 *bytes;  /* the first MAILSEC_EVIDENCE_MAX bytes */
+            guint len;
+            guint orig_len;
+        } injected;
+        struct {
+            guint attempt;
+            const char *mechanism;
+        } auth_start;
+        mailsec_attempt *attempt; /* AUTH_REQUEST */
+        struct {
+            mailsec_attempt *attempt;
+            ms_auth_result result;
+            guint32 session_failures;
+            guint32 client_failures;
+        } auth_result;
+    } u;
     struct mailsec_fact *next;
 } mailsec_fact;
+
+/* Longest piece of injected plaintext kept as evidence per frame. */
+#define MAILSEC_EVIDENCE_MAX 512
 
 /* What the first pass learnt about a frame; rendering reads only this. */
 typedef struct mailsec_frame_s {
@@ -151,12 +218,77 @@ typedef struct mailsec_frame_s {
     mailsec_fact *facts;
 } mailsec_frame;
 
-/* mailsec-tap.c: Wireshark's credentials tap */
-void mailsec_tap_handoff(void);
-void mailsec_tap_credential(packet_info *pinfo, const mailsec_attempt *a, int password_hf);
+/* ---- mailsec-facts.c: one entry per fact kind ---- */
+
+/* Where the bytes of the current frame lie in each direction's stream. */
+#define MAILSEC_SPANS_MAX 4
+typedef struct {
+    ms_dir dir;
+    guint64 at;     /* stream offset of the first byte */
+    guint len;
+    gint tvb_offset;
+} mailsec_frame_span;
+
+typedef struct {
+    mailsec_conv *mc;
+    packet_info *pinfo;
+    mailsec_frame_span spans[MAILSEC_SPANS_MAX];
+    guint nspans;
+} mailsec_keep_ctx;
+
+typedef struct {
+    packet_info *pinfo;
+    proto_tree *tree;       /* the mailsec subtree */
+    proto_tree *group_tree; /* the group's subtree (STARTTLS), made on demand */
+    tvbuff_t *tvb;
+    const mailsec_frame *fr;
+} mailsec_render_ctx;
+
+typedef enum {
+    MAILSEC_GROUP_NONE = 0, /* not drawn (alerts may still read it) */
+    MAILSEC_GROUP_STARTTLS, /* under "STARTTLS", in table order, first of a kind only */
+    MAILSEC_GROUP_AUTH      /* in the mailsec tree, in the order they happened */
+} mailsec_group;
+
+typedef struct {
+    const char *name;
+    mailsec_group group;
+    /* copy what the core's payload points to; dst is zeroed, kind set */
+    void (*keep)(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
+    void (*render)(mailsec_render_ctx *rc, const mailsec_fact *f);
+} mailsec_fact_def;
+
+/* The table, indexed by ms_fact_kind; NULL functions do nothing. */
+const mailsec_fact_def *mailsec_fact_def_of(ms_fact_kind kind);
+/* Keep one fact of the frame: the table's keep, plus its bytes in the frame. */
+mailsec_fact *mailsec_fact_keep(mailsec_keep_ctx *kc, const ms_fact *f);
+void mailsec_facts_register(int proto);
+
+/* ---- mailsec-render.c ---- */
+
+void mailsec_render_register(int proto);
+void mailsec_render_init(void);
+/* Does anybody look at mailsec's items in this tree? */
+bool mailsec_render_wanted(proto_tree *tree);
+void mailsec_render(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const mailsec_frame *fr);
+/* Helpers for the fact table's render functions. */
+void mailsec_add_text(proto_tree *t, int hf, tvbuff_t *tvb, gint start, gint length, const char *v, bool secret);
+int mailsec_hf_password(void);
+/* A decoded value escaped for display, in file scope; raw (may be NULL) gets
+ * the bytes when escaping changed them. */
+const char *mailsec_copy_text(const char *p, size_t len, mailsec_raw *raw);
+
+/* mailsec-tap.c: the mailsec tap (one mailsec_frame per analysed frame) and
+ * Wireshark's credentials tap (one record per completed login request). */
+void mailsec_tap_register(void);
+void mailsec_tap_init(void);
+bool mailsec_tap_listening(void);
+void mailsec_tap_frame(packet_info *pinfo, const mailsec_frame *fr);
 
 /* mailsec-alerts.c */
 void mailsec_alerts_register(int proto);
+void mailsec_alerts_init(void);
+bool mailsec_alerts_listening(void);
 /* Raises the frame's alerts under tree (the mailsec subtree). */
 void mailsec_alerts_add(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, const mailsec_frame *fr);
 

@@ -7,6 +7,7 @@
  * analyst wants for the secret), RESULT on the server's verdict.
  */
 #include "ms_detect.h"
+#include "ms_registry.h"
 #include "ms_session_int.h"
 
 #include <string.h>
@@ -34,14 +35,15 @@ static void emit_request(ms_session *s)
         return;
     a->requested = true;
     a->request_frame = s->ctx ? s->ctx->frame : 0;
-    ms_fact f = { MS_FACT_AUTH_REQUEST, (int)a->attempt,
-                  s->transport == MS_TRANSPORT_CLEARTEXT, NULL, 0, a->creds, 0, 0 };
+    ms_fact f = { .kind = MS_FACT_AUTH_REQUEST,
+                  .u.auth_request = { a->attempt, s->transport == MS_TRANSPORT_CLEARTEXT, a->creds } };
     ms_emit_fact(s, &f);
 }
 
-static void malformed(ms_session *s, ms_auth_problem p)
+void ms_auth_malformed(ms_session *s, ms_auth_problem p)
 {
-    ms_emit(s, MS_FACT_AUTH_MALFORMED, (int)p, 0, NULL, 0);
+    ms_fact f = { .kind = MS_FACT_AUTH_MALFORMED, .u.auth_malformed = { p } };
+    ms_emit_fact(s, &f);
 }
 
 static bool begin(ms_session *s, ms_creds *creds)
@@ -58,7 +60,7 @@ static bool begin(ms_session *s, ms_creds *creds)
 /* Where each attempt begins, even one the capture never sees completed. */
 static void emit_start(ms_session *s)
 {
-    ms_fact f = { MS_FACT_AUTH_START, (int)s->auth.attempt, 0, NULL, 0, s->auth.creds, 0, 0 };
+    ms_fact f = { .kind = MS_FACT_AUTH_START, .u.auth_start = { s->auth.attempt, s->auth.creds } };
     ms_emit_fact(s, &f);
 }
 
@@ -71,7 +73,7 @@ static void client_message(ms_session *s, const uint8_t *m, size_t n)
     switch (c->mech) {
     case MS_MECH_PLAIN:
         if (!ms_sasl_plain(m, n, c))
-            malformed(s, MS_AUTH_BAD_MESSAGE);
+            ms_auth_malformed(s, MS_AUTH_BAD_MESSAGE);
         emit_request(s);
         break;
     case MS_MECH_LOGIN:
@@ -85,7 +87,7 @@ static void client_message(ms_session *s, const uint8_t *m, size_t n)
     case MS_MECH_CRAM_MD5:
         if (k == 1) {
             if (!ms_sasl_cram_md5((const uint8_t *)a->challenge, a->challenge_len, m, n, c))
-                malformed(s, MS_AUTH_BAD_MESSAGE);
+                ms_auth_malformed(s, MS_AUTH_BAD_MESSAGE);
             emit_request(s);
         }
         break;
@@ -93,7 +95,7 @@ static void client_message(ms_session *s, const uint8_t *m, size_t n)
         /* the digest-response; a later empty message acknowledges rspauth */
         if (!a->requested && n > 0) {
             if (!ms_sasl_digest_md5(m, n, c))
-                malformed(s, MS_AUTH_BAD_MESSAGE);
+                ms_auth_malformed(s, MS_AUTH_BAD_MESSAGE);
             emit_request(s);
         }
         break;
@@ -101,24 +103,24 @@ static void client_message(ms_session *s, const uint8_t *m, size_t n)
         int type = ms_ntlmssp_type(m, n);
         if (type == 3) {
             if (!ms_ntlmssp_authenticate(m, n, a->have_ntlm_challenge ? a->ntlm_challenge : NULL, c))
-                malformed(s, MS_AUTH_BAD_MESSAGE);
+                ms_auth_malformed(s, MS_AUTH_BAD_MESSAGE);
             emit_request(s);
         } else if (type != 1) {
-            malformed(s, MS_AUTH_BAD_MESSAGE);
+            ms_auth_malformed(s, MS_AUTH_BAD_MESSAGE);
         }
         break;
     }
     case MS_MECH_XOAUTH2:
         if (k == 1) {
             if (!ms_sasl_xoauth2(m, n, c))
-                malformed(s, MS_AUTH_BAD_MESSAGE);
+                ms_auth_malformed(s, MS_AUTH_BAD_MESSAGE);
             emit_request(s);
         }
         break;
     case MS_MECH_OAUTHBEARER:
         if (k == 1) {
             if (!ms_sasl_oauthbearer(m, n, c))
-                malformed(s, MS_AUTH_BAD_MESSAGE);
+                ms_auth_malformed(s, MS_AUTH_BAD_MESSAGE);
             emit_request(s);
         }
         break;
@@ -126,7 +128,7 @@ static void client_message(ms_session *s, const uint8_t *m, size_t n)
     case MS_MECH_SCRAM_SHA_256:
         if (k == 1) {
             if (!ms_sasl_scram_client_first(m, n, c))
-                malformed(s, MS_AUTH_BAD_MESSAGE);
+                ms_auth_malformed(s, MS_AUTH_BAD_MESSAGE);
         } else if (k == 2) {
             emit_request(s); /* client-final: the proof */
         }
@@ -158,7 +160,7 @@ static void client_b64(ms_session *s, const uint8_t *b64, size_t len)
         return;
     long n = ms_b64_decode(b64, len, buf, cap);
     if (n < 0)
-        malformed(s, MS_AUTH_BAD_BASE64);
+        ms_auth_malformed(s, MS_AUTH_BAD_BASE64);
     else
         client_message(s, buf, (size_t)n);
     s->alloc->free_fn(s->alloc->ctx, buf);
@@ -169,12 +171,13 @@ void ms_auth_start(ms_session *s, const uint8_t *mech, size_t mlen, const uint8_
 {
     if (!begin(s, ms_auth_new_creds(s)))
         return;
+    s->auth.sasl = true;
     ms_creds *c = s->auth.creds;
     c->mech = ms_sasl_mech_from_name(mech, mlen);
     ms_str_small_set(&c->mech_name, mech, mlen);
     emit_start(s);
     if (mlen == 0)
-        malformed(s, MS_AUTH_BAD_ARGUMENTS);
+        ms_auth_malformed(s, MS_AUTH_BAD_ARGUMENTS);
     if (has_initial)
         client_b64(s, initial, ilen);
 }
@@ -218,6 +221,11 @@ void ms_auth_start_args(ms_session *s, const uint8_t *args, size_t n)
     ms_auth_start(s, args, ml, init, il, il > 0);
 }
 
+bool ms_auth_in_sasl(const ms_session *s)
+{
+    return s->auth.active && s->auth.sasl;
+}
+
 bool ms_auth_expects_response(const ms_session *s)
 {
     return s->auth.active && s->auth.challenge_open;
@@ -246,6 +254,13 @@ void ms_auth_verdict(ms_session *s, bool success)
         return;
     emit_request(s); /* an exchange the server ended before the client finished */
     ms_auth_result r = a->aborted ? MS_AUTH_ABORTED : success ? MS_AUTH_SUCCESS : MS_AUTH_FAILURE;
+    uint32_t client_failures = 0;
+    if (s->cfg.client_addr_len) {
+        ms_peer client = ms_peer_make(s->cfg.client_family, s->cfg.client_addr, s->cfg.client_addr_len, 0);
+        client_failures = r == MS_AUTH_FAILURE
+                              ? ms_registry_add(s->cfg.registry, &client, MS_COUNT_AUTH_FAILURES, 1)
+                              : ms_registry_get(s->cfg.registry, &client, MS_COUNT_AUTH_FAILURES);
+    }
     if (r == MS_AUTH_FAILURE)
         s->failures++;
     if (r == MS_AUTH_SUCCESS && a->creds->username.set) {
@@ -253,8 +268,8 @@ void ms_auth_verdict(ms_session *s, bool success)
         s->auth_user_len = a->creds->username.len;
         s->auth_user_gen++;
     }
-    ms_fact f = { MS_FACT_AUTH_RESULT, (int)a->attempt, (int)r, NULL, 0, a->creds,
-                  a->request_frame, s->failures };
+    ms_fact f = { .kind = MS_FACT_AUTH_RESULT,
+                  .u.auth_result = { a->attempt, r, a->creds, a->request_frame, s->failures, client_failures } };
     ms_emit_fact(s, &f);
     ms_auth_reset(s);
 }

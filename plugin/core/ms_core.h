@@ -57,29 +57,6 @@ typedef struct {
 
 extern const ms_allocator ms_libc_allocator;
 
-/* A fact is something the core learnt from the traffic. The Wireshark layer
- * stores facts per frame and one table (alerts) judges them. Byte pointers are
- * only valid during the callback: copy what you keep. */
-typedef enum {
-    MS_FACT_PROTO = 1,         /* ival: ms_proto, ival2: ms_detect */
-    MS_FACT_STARTTLS_OFFERED,  /* capability reply advertised STARTTLS/STLS */
-    MS_FACT_STARTTLS_COMMAND,  /* client asked for STARTTLS/STLS */
-    MS_FACT_STARTTLS_RESULT,   /* ival: ms_starttls_result */
-    MS_FACT_TLS_BEGIN,         /* ival: ms_transport now in force after this frame */
-    MS_FACT_STARTTLS_INJECTED, /* ival: ms_dir; data: the plaintext after the command or OK */
-    MS_FACT_LINE_TOO_LONG,     /* ival: ms_dir; ival2: bytes seen before the cut */
-    MS_FACT_AUTH_START,        /* a login begins (AUTH, USER/PASS, LOGIN ...). ival: attempt;
-                                  obj: ms_creds (the mechanism) */
-    MS_FACT_AUTH_REQUEST,      /* the client's part of a login is complete.
-                                  ival: attempt; ival2: 1 if in clear; obj: ms_creds */
-    MS_FACT_AUTH_RESULT,       /* the server's verdict. ival: attempt; ival2: ms_auth_result;
-                                  obj: ms_creds; ref_frame: request frame;
-                                  count: failures so far in the session */
-    MS_FACT_AUTH_MALFORMED,    /* ival: ms_auth_problem */
-    MS_FACT_STREAM_GAP         /* bytes missing from the capture. ival: ms_dir;
-                                  count: how many (capped at 2^32-1) */
-} ms_fact_kind;
-
 typedef enum {
     MS_AUTH_SUCCESS = 1,
     MS_AUTH_FAILURE,
@@ -94,15 +71,80 @@ typedef enum {
 
 const char *ms_auth_result_name(ms_auth_result r);
 
+/* When a frame was captured: the feed carries it, pending commands keep it. */
+typedef struct {
+    int64_t secs;
+    int32_t nsecs;
+} ms_time;
+
+/* Where in one direction's byte stream the line (or octets) behind a fact
+ * lies: offset from the first byte of that direction, and length with its
+ * line end. The Wireshark layer maps it onto the frame's bytes. */
+typedef struct {
+    uint64_t at;
+    uint32_t len;
+    ms_dir dir;
+    bool valid;
+} ms_span;
+
+struct ms_creds; /* ms_sasl.h */
+
+/* A fact is something the core learnt from the traffic: one kind, one typed
+ * payload. The Wireshark layer keeps facts per frame (one table entry per
+ * kind says how to keep and draw it) and one table of alerts judges them.
+ * Pointers in a payload are valid only during the callback: copy what you keep. */
+typedef enum {
+    MS_FACT_PROTO = 1,         /* .proto */
+    MS_FACT_STARTTLS_OFFERED,  /* capability reply advertised STARTTLS/STLS; no payload */
+    MS_FACT_STARTTLS_COMMAND,  /* client asked for STARTTLS/STLS; no payload */
+    MS_FACT_STARTTLS_RESULT,   /* .starttls_result */
+    MS_FACT_TLS_BEGIN,         /* .tls_begin: the transport in force after this frame */
+    MS_FACT_STARTTLS_INJECTED, /* .injected: plaintext after the command or its OK */
+    MS_FACT_LINE_TOO_LONG,     /* .line_too_long */
+    MS_FACT_AUTH_START,        /* .auth_start: a login begins (AUTH, USER/PASS, LOGIN ...) */
+    MS_FACT_AUTH_REQUEST,      /* .auth_request: the client's part of a login is complete */
+    MS_FACT_AUTH_RESULT,       /* .auth_result: the server's verdict */
+    MS_FACT_AUTH_MALFORMED,    /* .auth_malformed */
+    MS_FACT_STREAM_GAP,        /* .stream_gap: bytes missing from the capture */
+    MS_FACT_KIND_END           /* one past the last kind */
+} ms_fact_kind;
+
+typedef struct { ms_proto proto; ms_detect how; } ms_fact_proto;
+typedef struct { ms_starttls_result result; } ms_fact_starttls_result;
+typedef struct { ms_transport transport; } ms_fact_tls_begin;
+typedef struct { ms_dir dir; const uint8_t *bytes; size_t len; } ms_fact_injected;
+typedef struct { ms_dir dir; uint64_t length; } ms_fact_line_too_long;
+typedef struct { unsigned attempt; const struct ms_creds *creds; } ms_fact_auth_start;
+typedef struct { unsigned attempt; bool cleartext; const struct ms_creds *creds; } ms_fact_auth_request;
+typedef struct {
+    unsigned attempt;
+    ms_auth_result result;
+    const struct ms_creds *creds;
+    uint32_t request_frame;    /* the frame that completed the client's part (0: none) */
+    uint32_t session_failures; /* failed logins so far in this session */
+    uint32_t client_failures;  /* failed logins so far from this client address, all sessions */
+} ms_fact_auth_result;
+typedef struct { ms_auth_problem problem; } ms_fact_auth_malformed;
+typedef struct { ms_dir dir; uint64_t lost; } ms_fact_stream_gap;
+
+/* One payload per kind, named after it. */
+typedef union {
+    ms_fact_proto proto;
+    ms_fact_starttls_result starttls_result;
+    ms_fact_tls_begin tls_begin;
+    ms_fact_injected injected;
+    ms_fact_line_too_long line_too_long;
+    ms_fact_auth_start auth_start;
+    ms_fact_auth_request auth_request;
+    ms_fact_auth_result auth_result;
+    ms_fact_auth_malformed auth_malformed;
+    ms_fact_stream_gap stream_gap;
+} ms_fact_payload;
+
 typedef struct {
     ms_fact_kind kind;
-    int ival;
-    int ival2;
-    const uint8_t *data;
-    size_t len;
-    const void *obj;     /* structured payload, see the kind */
-    uint32_t ref_frame;
-    uint32_t count;
+    ms_span span;           /* the bytes that told it, when known */
+    ms_fact_payload u;
 } ms_fact;
 
 typedef void (*ms_fact_sink)(void *ctx, const ms_fact *fact);

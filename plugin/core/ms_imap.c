@@ -14,10 +14,11 @@ enum {
     IMAP_STARTTLS,
     IMAP_AUTHENTICATE,
     IMAP_LOGIN,
-    IMAP_CAPABILITY
+    IMAP_CAPABILITY,
+    IMAP_APPEND
 };
 
-static void after_literal_check(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, bool *cont)
+static bool after_literal_check(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, bool *cont)
 {
     uint64_t count;
     if (ms_literal_at_end(p, n, &count)) {
@@ -26,6 +27,76 @@ static void after_literal_check(ms_session *s, ms_dir dir, const uint8_t *p, siz
     } else {
         *cont = false;
     }
+    return *cont;
+}
+
+/* Is the literal at the end of this FETCH response piece a message or a
+ * part of one (BODY[...], BINARY[...], RFC822, RFC822.HEADER/TEXT), rather
+ * than a string inside ENVELOPE or BODYSTRUCTURE? The item name is the word
+ * before the literal. */
+static bool fetch_message_literal(const uint8_t *p, size_t n)
+{
+    size_t end = n;
+    while (end > 0 && p[end - 1] != '{')
+        end--;
+    if (end == 0)
+        return false;
+    end--; /* at '{' */
+    while (end > 0 && p[end - 1] == ' ')
+        end--;
+    size_t start = end;
+    while (start > 0 && p[start - 1] != ' ' && p[start - 1] != '(')
+        start--;
+    const uint8_t *w = p + start;
+    size_t wl = end - start;
+    return ms_ci_prefix(w, wl, "BODY[") || ms_ci_prefix(w, wl, "BINARY[") || ms_ci_prefix(w, wl, "RFC822");
+}
+
+/* The response "* <number> FETCH ..." */
+static bool is_fetch_response(const uint8_t *p, size_t n)
+{
+    if (n < 2 || p[0] != '*' || p[1] != ' ')
+        return false;
+    const uint8_t *q = p + 2;
+    size_t ql = n - 2;
+    size_t t = ms_token_len(q, ql);
+    if (t == 0 || t >= ql)
+        return false;
+    for (size_t i = 0; i < t; i++)
+        if (q[i] < '0' || q[i] > '9')
+            return false;
+    return ms_token_is(q + t + 1, ms_token_len(q + t + 1, ql - t - 1), "FETCH");
+}
+
+static void body_end(ms_session *s, ms_dir dir, unsigned flags)
+{
+    ms_imap_state *st = &s->imap;
+    bool *open = dir == MS_DIR_C2S ? &st->client_body : &st->server_body;
+    if (*open)
+        ms_body_end(s, dir == MS_DIR_C2S ? MS_BODY_IMAP_APPEND : MS_BODY_IMAP_FETCH, dir, st->messages[dir], flags);
+    *open = false;
+}
+
+static void body_begin(ms_session *s, ms_dir dir)
+{
+    ms_imap_state *st = &s->imap;
+    body_end(s, dir, MS_BODY_UNFINISHED);
+    if (dir == MS_DIR_C2S)
+        st->client_body = true;
+    else
+        st->server_body = true;
+    ms_body_begin(s, dir == MS_DIR_C2S ? MS_BODY_IMAP_APPEND : MS_BODY_IMAP_FETCH, dir, ++st->messages[dir]);
+}
+
+/* Literal octets of a message. */
+static void body_octets(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags)
+{
+    ms_imap_state *st = &s->imap;
+    if (!(dir == MS_DIR_C2S ? st->client_body : st->server_body))
+        return;
+    ms_body_data(s, dir == MS_DIR_C2S ? MS_BODY_IMAP_APPEND : MS_BODY_IMAP_FETCH, dir, st->messages[dir], p, n, 0);
+    if (flags & MS_LINE_RAW_END)
+        body_end(s, dir, 0);
 }
 
 /* Capabilities come as "* CAPABILITY ..." or as a "[CAPABILITY ...]" code
@@ -149,7 +220,7 @@ static void login_finish(ms_session *s)
         if (a->arg[1].set && !(a->incomplete && a->arg[1].truncated))
             ms_str_small_set(&c->password, a->arg[1].s, a->arg[1].len);
         if (a->count < 2 || !c->password.set || !c->username.set)
-            ms_emit(s, MS_FACT_AUTH_MALFORMED, MS_AUTH_BAD_ARGUMENTS, 0, NULL, 0);
+            ms_auth_malformed(s, MS_AUTH_BAD_ARGUMENTS);
         ms_auth_single(s, c);
     }
     s->alloc->free_fn(s->alloc->ctx, st->args);
@@ -162,7 +233,9 @@ static void abandon_client_command(ms_session *s)
 {
     ms_imap_state *st = &s->imap;
     ms_lines_cancel_raw(&s->lines[MS_DIR_C2S]);
+    body_end(s, MS_DIR_C2S, MS_BODY_UNFINISHED);
     st->client_cont = false;
+    st->cont_append = false;
     st->cont_tag_len = 0;
     if (st->args) {
         st->args->incomplete = true;
@@ -174,7 +247,8 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
 {
     ms_imap_state *st = &s->imap;
     if (flags & MS_LINE_RAW) {
-        /* literal octets: a LOGIN argument, or data we pass over */
+        /* literal octets: a LOGIN argument, a message (APPEND), or data we pass over */
+        body_octets(s, MS_DIR_C2S, p, n, flags);
         if (st->args && st->args->in_literal && st->args->count < 2) {
             ms_str_small *f = &st->args->arg[st->args->count];
             arg_append(f, p, n);
@@ -188,12 +262,13 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     if (st->client_cont) {
         if (st->args)
             login_args_line(s, st->args, p, n);
-        after_literal_check(s, MS_DIR_C2S, p, n, &st->client_cont);
+        if (after_literal_check(s, MS_DIR_C2S, p, n, &st->client_cont) && st->cont_append)
+            body_begin(s, MS_DIR_C2S); /* MULTIAPPEND (RFC 3502): the next message */
         if (st->args && !st->client_cont)
             login_finish(s);
         return MS_LINES_CONTINUE;
     }
-    if (st->in_sasl && ms_auth_expects_response(s)) {
+    if (ms_auth_in_sasl(s) && ms_auth_expects_response(s)) {
         ms_auth_client_line(s, p, n); /* "*" aborts; the tagged BAD follows */
         return MS_LINES_CONTINUE;
     }
@@ -207,7 +282,17 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     else if (ms_token_is(c, cl, "AUTHENTICATE")) cmd = IMAP_AUTHENTICATE;
     else if (ms_token_is(c, cl, "LOGIN")) cmd = IMAP_LOGIN;
     else if (ms_token_is(c, cl, "CAPABILITY")) cmd = IMAP_CAPABILITY;
-    ms_pending_push(s, cmd, p, tl);
+    else if (ms_token_is(c, cl, "APPEND")) cmd = IMAP_APPEND;
+    {
+        /* the arguments, except a LOGIN's: the login keeps its secret */
+        const uint8_t *a = c + cl;
+        size_t al = n - (size_t)(a - p);
+        if (al > 0) {
+            a++;
+            al--;
+        }
+        ms_pending_push(s, cmd, p, tl, a, cmd == IMAP_LOGIN ? 0 : al);
+    }
     st->cont_tag_len = tl < MS_TAG_MAX ? tl : MS_TAG_MAX;
     memcpy(st->cont_tag, p, st->cont_tag_len);
     if (cmd == IMAP_STARTTLS)
@@ -221,7 +306,6 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     if (cmd == IMAP_AUTHENTICATE) {
         /* AUTHENTICATE mechanism [initial-response] (RFC 4959 SASL-IR) */
         ms_auth_start_args(s, rest, rl);
-        st->in_sasl = true;
         return MS_LINES_CONTINUE;
     }
     if (cmd == IMAP_LOGIN && !st->args) {
@@ -231,7 +315,9 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
             login_args_line(s, st->args, rest, rl);
         }
     }
-    after_literal_check(s, MS_DIR_C2S, p, n, &st->client_cont);
+    st->cont_append = cmd == IMAP_APPEND;
+    if (after_literal_check(s, MS_DIR_C2S, p, n, &st->client_cont) && st->cont_append)
+        body_begin(s, MS_DIR_C2S);
     if (st->args && !st->client_cont)
         login_finish(s);
     return MS_LINES_CONTINUE;
@@ -240,21 +326,28 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
 static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, unsigned flags)
 {
     ms_imap_state *st = &s->imap;
-    if (flags & MS_LINE_RAW)
+    if (flags & MS_LINE_RAW) {
+        body_octets(s, MS_DIR_S2C, p, n, flags); /* a FETCHed message, or data we pass over */
         return MS_LINES_CONTINUE;
+    }
     if (st->server_cont) {
-        after_literal_check(s, MS_DIR_S2C, p, n, &st->server_cont);
+        if (after_literal_check(s, MS_DIR_S2C, p, n, &st->server_cont) && st->server_fetch &&
+            fetch_message_literal(p, n))
+            body_begin(s, MS_DIR_S2C);
         return MS_LINES_CONTINUE;
     }
     if (n >= 1 && p[0] == '*') {
         st->greeted = true;
         capability_check(s, p, n);
-        after_literal_check(s, MS_DIR_S2C, p, n, &st->server_cont);
+        st->server_fetch = is_fetch_response(p, n);
+        if (after_literal_check(s, MS_DIR_S2C, p, n, &st->server_cont) && st->server_fetch &&
+            fetch_message_literal(p, n))
+            body_begin(s, MS_DIR_S2C);
         return MS_LINES_CONTINUE;
     }
     if (n >= 1 && p[0] == '+') {
         /* continuation request: a SASL challenge during AUTHENTICATE */
-        if (st->in_sasl)
+        if (ms_auth_in_sasl(s))
             ms_auth_challenge(s, n > 2 ? p + 2 : p + n, n > 2 ? n - 2 : 0);
         return MS_LINES_CONTINUE;
     }
@@ -269,28 +362,31 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
     capability_check(s, p, n);
     if (st->client_cont && tl == st->cont_tag_len && memcmp(p, st->cont_tag, tl) == 0)
         abandon_client_command(s);
-    uint8_t cmd;
-    if (!ms_pending_take_tag(s, p, tl, &cmd, NULL))
+    ms_request req;
+    if (!ms_pending_take_tag(s, p, tl, &req))
         return MS_LINES_CONTINUE;
-    if (cmd == IMAP_AUTHENTICATE) {
-        st->in_sasl = false;
+    uint8_t cmd = req.cmd;
+    if (cmd == IMAP_AUTHENTICATE || cmd == IMAP_LOGIN)
         ms_auth_verdict(s, ok);
-    } else if (cmd == IMAP_LOGIN) {
-        ms_auth_verdict(s, ok);
-    }
     if (cmd == IMAP_STARTTLS)
         return ms_starttls_reply(s, ok);
     return MS_LINES_CONTINUE;
 }
 
-ms_lines_verdict ms_imap_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags)
+static ms_lines_verdict imap_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags)
 {
     return dir == MS_DIR_C2S ? client_line(s, p, n, flags) : server_line(s, p, n, flags);
 }
 
-void ms_imap_gap(ms_session *s, ms_dir dir, ms_gap_kind k)
+static void imap_gap(ms_session *s, ms_dir dir, ms_gap_kind k)
 {
     ms_imap_state *st = &s->imap;
+    bool body = dir == MS_DIR_C2S ? st->client_body : st->server_body;
+    if (k == MS_GAP_IN_RAW && body)
+        ms_body_data(s, dir == MS_DIR_C2S ? MS_BODY_IMAP_APPEND : MS_BODY_IMAP_FETCH, dir, st->messages[dir],
+                     NULL, 0, MS_BODY_LOST); /* the message goes on, shorter */
+    else if (k != MS_GAP_IN_RAW)
+        body_end(s, dir, MS_BODY_LOST); /* its octets ended inside the hole */
     if (dir == MS_DIR_S2C) {
         if (k != MS_GAP_IN_RAW)
             st->server_cont = false;
@@ -308,10 +404,23 @@ void ms_imap_gap(ms_session *s, ms_dir dir, ms_gap_kind k)
         abandon_client_command(s);
 }
 
-void ms_imap_tls_started(ms_session *s)
+static void imap_free(ms_session *s)
 {
     if (s->imap.args)
         s->alloc->free_fn(s->alloc->ctx, s->imap.args);
+    s->imap.args = NULL;
+}
+
+static void imap_tls_started(ms_session *s)
+{
+    body_end(s, MS_DIR_C2S, MS_BODY_UNFINISHED);
+    body_end(s, MS_DIR_S2C, MS_BODY_UNFINISHED);
+    unsigned m0 = s->imap.messages[0], m1 = s->imap.messages[1];
+    imap_free(s);
     memset(&s->imap, 0, sizeof s->imap);
     s->imap.greeted = true;
+    s->imap.messages[0] = m0;
+    s->imap.messages[1] = m1;
 }
+
+const ms_adapter ms_imap_adapter = { imap_line, imap_gap, imap_tls_started, imap_free, NULL };

@@ -46,6 +46,7 @@ void ms_lines_cancel_raw(ms_lines *l)
 
 ms_gap_kind ms_lines_gap(ms_lines *l, uint64_t lost)
 {
+    l->fed += lost;
     if (l->raw_left > lost) {
         l->raw_left -= lost;
         return MS_GAP_IN_RAW;
@@ -119,17 +120,24 @@ ms_lines_verdict ms_lines_flush(ms_lines *l, ms_line_cb cb, void *ctx)
 size_t ms_lines_feed(ms_lines *l, const uint8_t *data, size_t n, ms_line_cb cb, void *ctx)
 {
     size_t i = 0;
+    uint64_t base = l->fed;
+    l->fed += n; /* the whole input, unless the callback stops early (below) */
     while (i < n) {
         if (l->raw_left) {
+            l->line_at = base + i;
             size_t take = (uint64_t)(n - i) < l->raw_left ? n - i : (size_t)l->raw_left;
             l->raw_left -= take;
             unsigned flags = MS_LINE_RAW | (l->raw_left == 0 ? MS_LINE_RAW_END : 0);
             ms_lines_verdict v = cb(ctx, data + i, take, flags, take);
             i += take;
-            if (v == MS_LINES_STOP)
+            if (v == MS_LINES_STOP) {
+                l->fed = base + i;
                 return i;
+            }
             continue;
         }
+        if (l->seen == 0)
+            l->line_at = base + i;
         const uint8_t *lf = memchr(data + i, '\n', n - i);
         if (!lf) {
             append_bounded(l, data + i, n - i);
@@ -152,8 +160,10 @@ size_t ms_lines_feed(ms_lines *l, const uint8_t *data, size_t n, ms_line_cb cb, 
             l->cr_pending = false;
         }
         i = j + 1;
-        if (v == MS_LINES_STOP)
+        if (v == MS_LINES_STOP) {
+            l->fed = base + i;
             return i;
+        }
     }
     return i;
 }

@@ -35,6 +35,8 @@ typedef struct {
     size_t seen;        /* bytes of the current line, including the dropped tail */
     bool cr_pending;    /* buf ended in CR (kept out of buf) */
     uint64_t raw_left;  /* counted octets still to pass through */
+    uint64_t fed;       /* bytes consumed so far, lost ones included */
+    uint64_t line_at;   /* stream offset of the line (or octets) being delivered */
 } ms_lines;
 
 void ms_lines_init(ms_lines *l, const ms_allocator *a, size_t max_line);

@@ -4,6 +4,7 @@
  * every buffer is checked against the message length before it is touched.
  */
 #include "ms_sasl.h"
+#include "ms_strbuf.h"
 
 #include <string.h>
 
@@ -41,43 +42,10 @@ bool ms_ntlmssp_challenge(const uint8_t *msg, size_t len, uint8_t challenge[8])
     return true;
 }
 
-/* ---- bounded output (same rules as the setters in ms_sasl.c) ---- */
+/* ---- bounded output: ms_strbuf, never cutting a piece (a UTF-8 sequence
+ * or a hex pair stays whole) ---- */
 
-typedef struct {
-    char *s;
-    size_t cap;
-    size_t len;
-    bool trunc;
-} obuf;
-
-static void ob_put(obuf *b, const void *p, size_t n)
-{
-    if (b->trunc || n == 0)
-        return;
-    if (n > b->cap - b->len) {
-        /* Never cut a piece: a UTF-8 sequence or a hex pair stays whole. */
-        b->trunc = true;
-        return;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-}
-
-static void ob_puts(obuf *b, const char *s)
-{
-    ob_put(b, s, strlen(s));
-}
-
-static void ob_hex(obuf *b, const uint8_t *p, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n && !b->trunc; i++) {
-        char pair[2] = { digits[p[i] >> 4], digits[p[i] & 15] };
-        ob_put(b, pair, 2);
-    }
-}
-
-static void ob_utf8(obuf *b, uint32_t cp)
+static void ob_utf8(ms_strbuf *b, uint32_t cp)
 {
     uint8_t u[4];
     size_t n;
@@ -100,18 +68,18 @@ static void ob_utf8(obuf *b, uint32_t cp)
         u[3] = (uint8_t)(0x80 | (cp & 0x3f));
         n = 4;
     }
-    ob_put(b, u, n);
+    ms_sb_put(b, u, n);
 }
 
 #define REPLACEMENT_CHAR 0xfffdu
 
 /* A string from the payload: UTF-16LE converted to UTF-8 (unpaired surrogates
  * and a dangling odd byte become U+FFFD), or OEM bytes copied as they are. */
-static void ob_ntlm_string(obuf *b, const uint8_t *p, size_t n, bool unicode)
+static void ob_ntlm_string(ms_strbuf *b, const uint8_t *p, size_t n, bool unicode)
 {
     if (!unicode) {
         for (size_t i = 0; i < n && !b->trunc; i++)
-            ob_put(b, p + i, 1);
+            ms_sb_put(b, p + i, 1);
         return;
     }
     size_t i = 0;
@@ -140,12 +108,9 @@ static void ob_ntlm_string(obuf *b, const uint8_t *p, size_t n, bool unicode)
 
 static void set_small(ms_str_small *f, const uint8_t *p, size_t n, bool unicode)
 {
-    obuf b = { f->s, MS_STR_SMALL, 0, false };
+    ms_strbuf b = ms_sb_small(f, true);
     ob_ntlm_string(&b, p, n, unicode);
-    f->s[b.len] = '\0';
-    f->len = b.len;
-    f->set = true;
-    f->truncated = b.trunc;
+    ms_sb_done_small(f, &b);
 }
 
 /* ---- AUTHENTICATE_MESSAGE ---- */
@@ -200,29 +165,26 @@ bool ms_ntlmssp_authenticate(const uint8_t *msg, size_t len, const uint8_t *chal
     if (nt.n < 24)
         return true; /* neither an NTLMv1 nor an NTLMv2 response */
 
-    obuf b = { c->hash.s, MS_STR_LARGE, 0, false };
+    ms_strbuf b = ms_sb_large(&c->hash, true);
     ob_ntlm_string(&b, user.p, user.n, unicode);
-    ob_puts(&b, "::");
+    ms_sb_puts(&b, "::");
     ob_ntlm_string(&b, dom.p, dom.n, unicode);
-    ob_puts(&b, ":");
+    ms_sb_puts(&b, ":");
     if (nt.n == 24) {
         /* NetNTLMv1 (hashcat 5500): user::domain:lm:nt:challenge */
-        ob_hex(&b, lm.p, lm.n);
-        ob_puts(&b, ":");
-        ob_hex(&b, nt.p, nt.n);
-        ob_puts(&b, ":");
-        ob_hex(&b, challenge, 8);
+        ms_sb_hex(&b, lm.p, lm.n);
+        ms_sb_puts(&b, ":");
+        ms_sb_hex(&b, nt.p, nt.n);
+        ms_sb_puts(&b, ":");
+        ms_sb_hex(&b, challenge, 8);
     } else {
         /* NetNTLMv2 (hashcat 5600): user::domain:challenge:NTProofStr:blob */
-        ob_hex(&b, challenge, 8);
-        ob_puts(&b, ":");
-        ob_hex(&b, nt.p, 16);
-        ob_puts(&b, ":");
-        ob_hex(&b, nt.p + 16, nt.n - 16);
+        ms_sb_hex(&b, challenge, 8);
+        ms_sb_puts(&b, ":");
+        ms_sb_hex(&b, nt.p, 16);
+        ms_sb_puts(&b, ":");
+        ms_sb_hex(&b, nt.p + 16, nt.n - 16);
     }
-    c->hash.s[b.len] = '\0';
-    c->hash.len = b.len;
-    c->hash.set = true;
-    c->hash.truncated = b.trunc;
+    ms_sb_done_large(&c->hash, &b);
     return true;
 }

@@ -12,7 +12,9 @@ enum {
     POP_OTHER = 0,
     POP_CAPA,
     POP_STLS,
-    POP_MULTI, /* RETR, TOP, LIST, UIDL without argument */
+    POP_MULTI, /* LIST, UIDL without argument, AUTH without one */
+    POP_RETR,
+    POP_TOP,
     POP_AUTH,
     POP_USER,
     POP_PASS,
@@ -25,7 +27,8 @@ static uint8_t classify(const uint8_t *p, size_t n)
     bool has_arg = t < n;
     if (ms_token_is(p, t, "CAPA")) return POP_CAPA;
     if (ms_token_is(p, t, "STLS")) return POP_STLS;
-    if (ms_token_is(p, t, "RETR") || ms_token_is(p, t, "TOP")) return POP_MULTI;
+    if (ms_token_is(p, t, "RETR")) return POP_RETR;
+    if (ms_token_is(p, t, "TOP")) return POP_TOP;
     if ((ms_token_is(p, t, "LIST") || ms_token_is(p, t, "UIDL")) && !has_arg) return POP_MULTI;
     if (ms_token_is(p, t, "AUTH") && has_arg) return POP_AUTH;
     if (ms_token_is(p, t, "AUTH")) return POP_MULTI; /* the mechanism list */
@@ -77,7 +80,7 @@ static void login_command(ms_session *s, uint8_t cmd, const uint8_t *p, size_t n
             dl--;
         }
         if (!ms_apop_hash((const uint8_t *)st->apop_timestamp, st->apop_timestamp_len, dg, dl, c))
-            ms_emit(s, MS_FACT_AUTH_MALFORMED, MS_AUTH_BAD_ARGUMENTS, 0, NULL, 0);
+            ms_auth_malformed(s, MS_AUTH_BAD_ARGUMENTS);
     }
     ms_auth_single(s, c);
 }
@@ -100,24 +103,43 @@ static void greeting(ms_session *s, const uint8_t *p, size_t n)
     st->apop_timestamp_len = len;
 }
 
-static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, unsigned flags)
+static ms_body_source body_source(uint8_t cmd)
+{
+    return cmd == POP_TOP ? MS_BODY_POP3_TOP : MS_BODY_POP3_RETR;
+}
+
+static bool is_message(uint8_t cmd)
+{
+    return cmd == POP_RETR || cmd == POP_TOP;
+}
+
+static void body_end(ms_session *s, unsigned flags)
 {
     ms_pop3_state *st = &s->pop3;
+    if (st->multiline && is_message(st->multiline_cmd))
+        ms_body_end(s, body_source(st->multiline_cmd), MS_DIR_S2C, st->messages, flags);
+}
+
+static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, unsigned flags)
+{
     if (flags & MS_LINE_RAW)
         return MS_LINES_CONTINUE;
-    if (st->in_sasl && ms_auth_expects_response(s)) {
+    if (ms_auth_in_sasl(s) && ms_auth_expects_response(s)) {
         /* a SASL response line; "*" aborts (RFC 5034) */
         ms_auth_client_line(s, p, n);
         return MS_LINES_CONTINUE;
     }
     uint8_t cmd = classify(p, n);
-    ms_pending_push(s, cmd, NULL, 0);
+    const uint8_t *arg;
+    size_t alen;
+    argument(p, n, &arg, &alen);
+    /* the secret of PASS stays out of the queue: the login keeps it */
+    ms_pending_push(s, cmd, NULL, 0, arg, cmd == POP_PASS ? 0 : alen);
     switch (cmd) {
     case POP_STLS:
         return ms_starttls_command(s);
     case POP_AUTH: /* AUTH mechanism [initial-response] (RFC 5034) */
         ms_auth_start_args(s, p + 4, n - 4);
-        st->in_sasl = true;
         break;
     case POP_USER:
     case POP_PASS:
@@ -137,47 +159,51 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
         return MS_LINES_CONTINUE;
     if (st->multiline) {
         if (n == 1 && p[0] == '.') {
+            body_end(s, 0);
             st->multiline = false;
             return MS_LINES_CONTINUE;
         }
         if (st->multiline_cmd == POP_CAPA && ms_token_is(p, ms_token_len(p, n), "STLS"))
             ms_starttls_offered(s);
+        else if (is_message(st->multiline_cmd))
+            ms_body_line(s, body_source(st->multiline_cmd), MS_DIR_S2C, st->messages, p, n, flags);
         return MS_LINES_CONTINUE;
     }
     bool ok = ms_ci_prefix(p, n, "+OK");
     bool err = ms_ci_prefix(p, n, "-ERR");
     if (!ok && !err) {
         /* "+ challenge" during AUTH, or noise */
-        if (st->in_sasl && n >= 1 && p[0] == '+')
+        if (ms_auth_in_sasl(s) && n >= 1 && p[0] == '+')
             ms_auth_challenge(s, n > 2 ? p + 2 : p + n, n > 2 ? n - 2 : 0);
         return MS_LINES_CONTINUE;
     }
     if (!st->greeted) {
         st->greeted = true;
-        if (s->pending.count == 0) {
+        if (ms_pending_count(s) == 0) {
             greeting(s, p, n);
             return MS_LINES_CONTINUE;
         }
     }
-    uint8_t cmd;
-    if (!ms_pending_pop(s, &cmd, NULL))
+    ms_request req;
+    if (!ms_pending_pop(s, &req))
         return MS_LINES_CONTINUE;
-    switch (cmd) {
+    switch (req.cmd) {
     case POP_STLS:
         return ms_starttls_reply(s, ok);
     case POP_AUTH:
-        st->in_sasl = false;
-        ms_auth_verdict(s, ok);
-        break;
     case POP_PASS:
     case POP_APOP:
         ms_auth_verdict(s, ok);
         break;
     case POP_CAPA:
     case POP_MULTI:
+    case POP_RETR:
+    case POP_TOP:
         if (ok) {
             st->multiline = true;
-            st->multiline_cmd = cmd;
+            st->multiline_cmd = req.cmd;
+            if (is_message(req.cmd))
+                ms_body_begin(s, body_source(req.cmd), MS_DIR_S2C, ++st->messages);
         }
         break;
     default:
@@ -186,25 +212,39 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
     return MS_LINES_CONTINUE;
 }
 
-ms_lines_verdict ms_pop3_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags)
+static ms_lines_verdict pop3_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags)
 {
     return dir == MS_DIR_C2S ? client_line(s, p, n, flags) : server_line(s, p, n, flags);
 }
 
-void ms_pop3_gap(ms_session *s, ms_dir dir, ms_gap_kind k)
+static void pop3_gap(ms_session *s, ms_dir dir, ms_gap_kind k)
 {
-    /* POP3 has no counted octets; a multi-line body goes on line by line. */
-    (void)s;
-    (void)dir;
+    /* POP3 has no counted octets; a multi-line body goes on line by line,
+     * and a message that lost bytes says so. */
+    ms_pop3_state *st = &s->pop3;
     (void)k;
+    if (dir == MS_DIR_S2C && st->multiline && is_message(st->multiline_cmd))
+        ms_body_data(s, body_source(st->multiline_cmd), MS_DIR_S2C, st->messages, NULL, 0, MS_BODY_LOST);
 }
 
-void ms_pop3_tls_started(ms_session *s)
+static void pop3_tls_started(ms_session *s)
 {
+    body_end(s, MS_BODY_UNFINISHED);
     /* the APOP timestamp came with the greeting, before TLS: keep it */
     ms_pop3_state keep = s->pop3;
     memset(&s->pop3, 0, sizeof s->pop3);
     s->pop3.greeted = true;
     memcpy(s->pop3.apop_timestamp, keep.apop_timestamp, sizeof keep.apop_timestamp);
     s->pop3.apop_timestamp_len = keep.apop_timestamp_len;
+    s->pop3.messages = keep.messages;
 }
+
+static bool pop3_reply_ends_client_line(const ms_session *s)
+{
+    (void)s;
+    return true;
+}
+
+const ms_adapter ms_pop3_adapter = {
+    pop3_line, pop3_gap, pop3_tls_started, NULL, pop3_reply_ends_client_line
+};

@@ -9,28 +9,13 @@
  * truncated flag is set.
  */
 #include "ms_sasl.h"
+#include "ms_detect.h"
+#include "ms_strbuf.h"
 
 #include <limits.h>
 #include <string.h>
 
 /* ---- small helpers ---- */
-
-static int lower_ascii(int ch)
-{
-    return (ch >= 'A' && ch <= 'Z') ? ch - 'A' + 'a' : ch;
-}
-
-static bool ieq(const uint8_t *a, size_t alen, const char *b)
-{
-    size_t blen = strlen(b);
-    if (alen != blen)
-        return false;
-    for (size_t i = 0; i < alen; i++) {
-        if (lower_ascii(a[i]) != lower_ascii((unsigned char)b[i]))
-            return false;
-    }
-    return true;
-}
 
 static bool is_hex(uint8_t ch)
 {
@@ -49,68 +34,6 @@ static bool all_hex(const uint8_t *p, size_t n)
 static const uint8_t *find_byte(const uint8_t *p, size_t n, uint8_t ch)
 {
     return n ? memchr(p, ch, n) : NULL;
-}
-
-/* A bounded string builder writing straight into a field's array. Once one
- * piece does not fit, everything after it is dropped too, so a value is never
- * followed by a later, smaller piece. */
-typedef struct {
-    char *s;
-    size_t cap; /* bytes usable, excluding the NUL */
-    size_t len;
-    bool trunc;
-} sbuf;
-
-static void sb_put(sbuf *b, const void *p, size_t n)
-{
-    if (b->trunc || n == 0)
-        return;
-    size_t room = b->cap - b->len;
-    if (n > room) {
-        n = room;
-        b->trunc = true;
-    }
-    if (n)
-        memcpy(b->s + b->len, p, n);
-    b->len += n;
-}
-
-static void sb_puts(sbuf *b, const char *s)
-{
-    sb_put(b, s, strlen(s));
-}
-
-static void sb_putc(sbuf *b, char ch)
-{
-    sb_put(b, &ch, 1);
-}
-
-static sbuf sb_small(ms_str_small *f)
-{
-    sbuf b = { f->s, MS_STR_SMALL, 0, false };
-    return b;
-}
-
-static sbuf sb_large(ms_str_large *f)
-{
-    sbuf b = { f->s, MS_STR_LARGE, 0, false };
-    return b;
-}
-
-static void sb_done_small(ms_str_small *f, const sbuf *b)
-{
-    f->s[b->len] = '\0';
-    f->len = b->len;
-    f->set = true;
-    f->truncated = b->trunc;
-}
-
-static void sb_done_large(ms_str_large *f, const sbuf *b)
-{
-    f->s[b->len] = '\0';
-    f->len = b->len;
-    f->set = true;
-    f->truncated = b->trunc;
 }
 
 /* ---- mechanism names ---- */
@@ -140,7 +63,7 @@ ms_mech ms_sasl_mech_from_name(const uint8_t *name, size_t len)
     if (!name)
         return MS_MECH_OTHER;
     for (size_t i = 0; i < sizeof sasl_names / sizeof sasl_names[0]; i++) {
-        if (ieq(name, len, sasl_names[i].name))
+        if (ms_token_is(name, len, sasl_names[i].name))
             return sasl_names[i].mech;
     }
     return MS_MECH_OTHER;
@@ -190,18 +113,18 @@ void ms_creds_clear(ms_creds *c)
 
 void ms_str_small_set(ms_str_small *f, const void *p, size_t n)
 {
-    sbuf b = sb_small(f);
+    ms_strbuf b = ms_sb_small(f, false);
     if (p)
-        sb_put(&b, p, n);
-    sb_done_small(f, &b);
+        ms_sb_put(&b, p, n);
+    ms_sb_done_small(f, &b);
 }
 
 void ms_str_large_set(ms_str_large *f, const void *p, size_t n)
 {
-    sbuf b = sb_large(f);
+    ms_strbuf b = ms_sb_large(f, false);
     if (p)
-        sb_put(&b, p, n);
-    sb_done_large(f, &b);
+        ms_sb_put(&b, p, n);
+    ms_sb_done_large(f, &b);
 }
 
 /* ---- base64 (RFC 4648 section 4, standard alphabet) ---- */
@@ -324,13 +247,13 @@ size_t ms_b64_encode(const uint8_t *in, size_t len, char *out, size_t outcap)
 
 /* Append base64 of in[0..len) to a builder, in chunks, so that a long input
  * is cut like any other value. */
-static void sb_put_b64(sbuf *b, const uint8_t *in, size_t len)
+static void sb_put_b64(ms_strbuf *b, const uint8_t *in, size_t len)
 {
     char chunk[4 * 64 + 1];
     while (len && !b->trunc) {
         size_t take = len > 3 * 64 ? 3 * 64 : len;
         size_t n = ms_b64_encode(in, take, chunk, sizeof chunk);
-        sb_put(b, chunk, n);
+        ms_sb_put(b, chunk, n);
         in += take;
         len -= take;
     }
@@ -388,12 +311,12 @@ bool ms_sasl_cram_md5(const uint8_t *challenge_b64, size_t clen, const uint8_t *
 
     c->mech = MS_MECH_CRAM_MD5;
     ms_str_small_set(&c->username, resp, user_len);
-    sbuf b = sb_large(&c->hash);
-    sb_puts(&b, "$cram_md5$");
-    sb_put(&b, challenge_b64, clen);
-    sb_putc(&b, '$');
+    ms_strbuf b = ms_sb_large(&c->hash, false);
+    ms_sb_puts(&b, "$cram_md5$");
+    ms_sb_put(&b, challenge_b64, clen);
+    ms_sb_putc(&b, '$');
     sb_put_b64(&b, resp, rlen);
-    sb_done_large(&c->hash, &b);
+    ms_sb_done_large(&c->hash, &b);
     return true;
 }
 
@@ -444,24 +367,24 @@ static bool dm_barechar(uint8_t ch)
     return ch > 32 && ch < 127 && ch != ',' && ch != '"';
 }
 
-static void sb_put_dm(sbuf *b, const dm_val *v)
+static void sb_put_dm(ms_strbuf *b, const dm_val *v)
 {
     if (!v->quoted) {
-        sb_put(b, v->p, v->n);
+        ms_sb_put(b, v->p, v->n);
         return;
     }
     for (size_t i = 0; i < v->n && !b->trunc; i++) {
         if (v->p[i] == '\\' && i + 1 < v->n)
             i++;
-        sb_putc(b, (char)v->p[i]);
+        ms_sb_putc(b, (char)v->p[i]);
     }
 }
 
 static void dm_set_small(ms_str_small *f, const dm_val *v)
 {
-    sbuf b = sb_small(f);
+    ms_strbuf b = ms_sb_small(f, false);
     sb_put_dm(&b, v);
-    sb_done_small(f, &b);
+    ms_sb_done_small(f, &b);
 }
 
 bool ms_sasl_digest_md5(const uint8_t *msg, size_t len, ms_creds *c)
@@ -529,7 +452,7 @@ bool ms_sasl_digest_md5(const uint8_t *msg, size_t len, ms_creds *c)
         if (i < len && msg[i] != ',')
             return false;
         for (int k = 0; k < DM_COUNT; k++) {
-            if (ieq(msg + k0, klen, dm_keys[k])) {
+            if (ms_token_is(msg + k0, klen, dm_keys[k])) {
                 if (vals[k].seen)
                     return false; /* directives occur at most once */
                 vals[k] = v;
@@ -546,19 +469,19 @@ bool ms_sasl_digest_md5(const uint8_t *msg, size_t len, ms_creds *c)
         dm_set_small(&c->realm, &vals[DM_REALM]);
     if (vals[DM_AUTHZID].seen)
         dm_set_small(&c->authzid, &vals[DM_AUTHZID]);
-    sbuf b = sb_large(&c->material);
+    ms_strbuf b = ms_sb_large(&c->material, false);
     bool first = true;
     for (int k = DM_USERNAME; k <= DM_RESPONSE; k++) {
         if (!vals[k].seen)
             continue;
         if (!first)
-            sb_putc(&b, ',');
+            ms_sb_putc(&b, ',');
         first = false;
-        sb_puts(&b, dm_keys[k]);
-        sb_putc(&b, '=');
+        ms_sb_puts(&b, dm_keys[k]);
+        ms_sb_putc(&b, '=');
         sb_put_dm(&b, &vals[k]);
     }
-    sb_done_large(&c->material, &b);
+    ms_sb_done_large(&c->material, &b);
     return true;
 }
 
@@ -586,16 +509,16 @@ static bool saslname_ok(const uint8_t *p, size_t n)
 
 static void saslname_set(ms_str_small *f, const uint8_t *p, size_t n)
 {
-    sbuf b = sb_small(f);
+    ms_strbuf b = ms_sb_small(f, false);
     for (size_t i = 0; i < n && !b.trunc; i++) {
         if (p[i] == '=' && i + 2 < n) {
-            sb_putc(&b, p[i + 1] == '2' ? ',' : '=');
+            ms_sb_putc(&b, p[i + 1] == '2' ? ',' : '=');
             i += 2;
         } else {
-            sb_putc(&b, (char)p[i]);
+            ms_sb_putc(&b, (char)p[i]);
         }
     }
-    sb_done_small(f, &b);
+    ms_sb_done_small(f, &b);
 }
 
 /* gs2-header = gs2-cbind-flag "," [ "a=" saslname ] ","
@@ -675,13 +598,13 @@ static bool oauth_pairs(const uint8_t *p, size_t n, oauth_kv *kv)
         size_t klen = (size_t)(eq - s);
         const uint8_t *v = eq + 1;
         size_t vlen = seg - klen - 1;
-        if (ieq(s, klen, "user")) {
+        if (ms_token_is(s, klen, "user")) {
             if (kv->has_user)
                 return false;
             kv->user = v;
             kv->user_len = vlen;
             kv->has_user = true;
-        } else if (ieq(s, klen, "auth")) {
+        } else if (ms_token_is(s, klen, "auth")) {
             if (kv->has_auth)
                 return false;
             kv->auth = v;
@@ -696,7 +619,7 @@ static bool oauth_pairs(const uint8_t *p, size_t n, oauth_kv *kv)
 /* "Bearer" 1*SP token: the token; any other scheme is kept whole. */
 static void oauth_token(ms_str_large *f, const uint8_t *v, size_t n)
 {
-    if (n > 7 && ieq(v, 6, "Bearer") && v[6] == ' ') {
+    if (n > 7 && ms_token_is(v, 6, "Bearer") && v[6] == ' ') {
         size_t i = 6;
         while (i < n && v[i] == ' ')
             i++;
@@ -800,11 +723,11 @@ bool ms_apop_hash(const uint8_t *timestamp, size_t tlen, const uint8_t *digest, 
     if (dlen != 32 || !all_hex(digest, 32))
         return false;
     c->mech = MS_MECH_APOP;
-    sbuf b = sb_large(&c->hash);
+    ms_strbuf b = ms_sb_large(&c->hash, false);
     for (size_t i = 0; i < 32; i++)
-        sb_putc(&b, (char)lower_ascii(digest[i]));
-    sb_putc(&b, ':');
-    sb_put(&b, timestamp, tlen);
-    sb_done_large(&c->hash, &b);
+        ms_sb_putc(&b, (char)ms_ascii_lower(digest[i]));
+    ms_sb_putc(&b, ':');
+    ms_sb_put(&b, timestamp, tlen);
+    ms_sb_done_large(&c->hash, &b);
     return true;
 }

@@ -51,7 +51,7 @@ typedef struct {
     bool truncated;
 } ms_str_large;
 
-typedef struct {
+typedef struct ms_creds {
     ms_mech mech;
     ms_str_small mech_name;   /* as the client wrote it */
     ms_str_small username;    /* authcid */

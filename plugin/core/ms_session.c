@@ -64,6 +64,18 @@ const char *ms_starttls_result_name(ms_starttls_result r)
     }
 }
 
+/* The one place that knows which adapter speaks which protocol. */
+static const ms_adapter *const adapters[] = {
+    [MS_PROTO_SMTP] = &ms_smtp_adapter,
+    [MS_PROTO_POP3] = &ms_pop3_adapter,
+    [MS_PROTO_IMAP] = &ms_imap_adapter,
+};
+
+static const ms_adapter *adapter_of(ms_proto p)
+{
+    return (size_t)p < sizeof adapters / sizeof adapters[0] ? adapters[p] : NULL;
+}
+
 ms_session *ms_session_new(const ms_allocator *a, const ms_session_config *cfg)
 {
     ms_session *s = a->realloc_fn(a->ctx, NULL, sizeof *s);
@@ -75,6 +87,7 @@ ms_session *ms_session_new(const ms_allocator *a, const ms_session_config *cfg)
     if (s->cfg.max_line == 0)
         s->cfg.max_line = 4096;
     s->proto = cfg->port_proto;
+    s->adapter = adapter_of(s->proto);
     s->how = cfg->how;
     s->transport = cfg->implicit_tls ? MS_TRANSPORT_IMPLICIT_TLS : MS_TRANSPORT_CLEARTEXT;
     size_t cap = s->cfg.max_line > MS_LINE_BUFFER_MAX ? s->cfg.max_line : MS_LINE_BUFFER_MAX;
@@ -88,8 +101,9 @@ void ms_session_free(ms_session *s)
     if (!s)
         return;
     ms_auth_reset(s);
-    if (s->imap.args)
-        s->alloc->free_fn(s->alloc->ctx, s->imap.args);
+    for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++)
+        if (adapters[i] && adapters[i]->free)
+            adapters[i]->free(s); /* each adapter releases only what it holds */
     ms_lines_free(&s->lines[0]);
     ms_lines_free(&s->lines[1]);
     s->alloc->free_fn(s->alloc->ctx, s);
@@ -100,6 +114,7 @@ ms_detect ms_session_detect(const ms_session *s) { return s->how; }
 bool ms_session_tls(const ms_session *s) { return s->transport != MS_TRANSPORT_CLEARTEXT; }
 uint32_t ms_session_boundary(const ms_session *s) { return s->boundary; }
 uint64_t ms_session_cleartext_bytes(const ms_session *s) { return s->cleartext_bytes; }
+uint64_t ms_session_stream_pos(const ms_session *s, ms_dir dir) { return s->lines[dir & 1].fed; }
 
 const char *ms_session_auth_user(const ms_session *s, size_t *len, unsigned *gen)
 {
@@ -117,72 +132,136 @@ ms_transport ms_session_frame_transport(const ms_session *s, uint32_t frame)
     return s->transport;
 }
 
-void ms_emit(ms_session *s, ms_fact_kind kind, int ival, int ival2, const uint8_t *data, size_t len)
-{
-    ms_fact f = { kind, ival, ival2, data, len, NULL, 0, 0 };
-    ms_emit_fact(s, &f);
-}
-
-void ms_emit_fact(ms_session *s, const ms_fact *f)
+void ms_emit_fact(ms_session *s, ms_fact *f)
 {
     if (!s->ctx || !s->ctx->sink)
         return;
+    f->span = s->span;
     s->ctx->sink(s->ctx->sink_ctx, f);
+}
+
+void ms_emit_kind(ms_session *s, ms_fact_kind kind)
+{
+    ms_fact f;
+    memset(&f, 0, sizeof f);
+    f.kind = kind;
+    ms_emit_fact(s, &f);
+}
+
+/* ---- message content ------------------------------------------------------ */
+
+static void body_event(ms_session *s, ms_body_event ev, ms_body_source src, ms_dir dir, unsigned message,
+                       const uint8_t *p, size_t n, unsigned flags)
+{
+    if (!s->ctx || !s->ctx->body)
+        return;
+    ms_body b = { ev, src, dir, message, p, n, flags };
+    s->ctx->body(s->ctx->body_ctx, &b);
+}
+
+void ms_body_begin(ms_session *s, ms_body_source src, ms_dir dir, unsigned message)
+{
+    body_event(s, MS_BODY_BEGIN, src, dir, message, NULL, 0, 0);
+}
+
+void ms_body_data(ms_session *s, ms_body_source src, ms_dir dir, unsigned message, const uint8_t *p,
+                  size_t n, unsigned flags)
+{
+    if (n || flags)
+        body_event(s, MS_BODY_DATA, src, dir, message, p, n, flags);
+}
+
+void ms_body_line(ms_session *s, ms_body_source src, ms_dir dir, unsigned message, const uint8_t *p,
+                  size_t n, unsigned line_flags)
+{
+    unsigned flags = (line_flags & MS_LINE_TRUNCATED) ? MS_BODY_LOST : 0;
+    if (line_flags & MS_LINE_CRLF) {
+        ms_body_data(s, src, dir, message, p, n, flags);
+        ms_body_data(s, src, dir, message, (const uint8_t *)"\r\n", 2, 0);
+    } else if (line_flags & MS_LINE_BARE_LF) {
+        ms_body_data(s, src, dir, message, p, n, flags | MS_BODY_BARE_LF);
+        ms_body_data(s, src, dir, message, (const uint8_t *)"\n", 1, 0);
+    } else {
+        ms_body_data(s, src, dir, message, p, n, flags); /* no line end (yet) */
+    }
+}
+
+void ms_body_end(ms_session *s, ms_body_source src, ms_dir dir, unsigned message, unsigned flags)
+{
+    body_event(s, MS_BODY_END, src, dir, message, NULL, 0, flags);
 }
 
 /* ---- pending commands ---------------------------------------------------- */
 
-void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *tag, size_t taglen)
+void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *tag, size_t taglen, const uint8_t *arg,
+                     size_t arglen)
 {
     ms_pending *q = &s->pending;
     if (q->count == MS_PENDING_MAX) {
         q->head = (q->head + 1) % MS_PENDING_MAX; /* forget the oldest */
         q->count--;
     }
-    unsigned i = (q->head + q->count) % MS_PENDING_MAX;
-    q->cmd[i] = cmd;
-    q->frame[i] = s->ctx ? s->ctx->frame : 0;
+    ms_request *r = &q->e[(q->head + q->count) % MS_PENDING_MAX];
+    r->cmd = cmd;
+    r->frame = s->ctx ? s->ctx->frame : 0;
+    if (s->ctx)
+        r->time = s->ctx->time;
+    else
+        memset(&r->time, 0, sizeof r->time);
+    if (!tag)
+        taglen = 0;
     if (taglen > MS_TAG_MAX)
         taglen = MS_TAG_MAX;
-    if (tag)
-        memcpy(q->tag[i], tag, taglen);
-    q->tag[i][tag ? taglen : 0] = '\0';
+    if (taglen)
+        memcpy(r->tag, tag, taglen);
+    r->tag[taglen] = '\0';
+    r->tag_len = (uint8_t)taglen;
+    if (!arg)
+        arglen = 0;
+    if (arglen > MS_ARG_MAX)
+        arglen = MS_ARG_MAX;
+    if (arglen)
+        memcpy(r->arg, arg, arglen);
+    r->arg[arglen] = '\0';
+    r->arg_len = (uint16_t)arglen;
     q->count++;
 }
 
-bool ms_pending_pop(ms_session *s, uint8_t *cmd, uint32_t *frame)
+const ms_request *ms_pending_peek(const ms_session *s)
+{
+    return s->pending.count ? &s->pending.e[s->pending.head] : NULL;
+}
+
+unsigned ms_pending_count(const ms_session *s)
+{
+    return s->pending.count;
+}
+
+bool ms_pending_pop(ms_session *s, ms_request *out)
 {
     ms_pending *q = &s->pending;
     if (q->count == 0)
         return false;
-    *cmd = q->cmd[q->head];
-    if (frame)
-        *frame = q->frame[q->head];
+    if (out)
+        *out = q->e[q->head];
     q->head = (q->head + 1) % MS_PENDING_MAX;
     q->count--;
     return true;
 }
 
-bool ms_pending_take_tag(ms_session *s, const uint8_t *tag, size_t taglen, uint8_t *cmd,
-                         uint32_t *frame)
+bool ms_pending_take_tag(ms_session *s, const uint8_t *tag, size_t taglen, ms_request *out)
 {
     ms_pending *q = &s->pending;
     if (taglen > MS_TAG_MAX)
         taglen = MS_TAG_MAX; /* stored cut to this length too */
     for (unsigned k = 0; k < q->count; k++) {
-        unsigned i = (q->head + k) % MS_PENDING_MAX;
-        if (strlen(q->tag[i]) == taglen && memcmp(q->tag[i], tag, taglen) == 0) {
-            *cmd = q->cmd[i];
-            if (frame)
-                *frame = q->frame[i];
+        ms_request *r = &q->e[(q->head + k) % MS_PENDING_MAX];
+        if (r->tag_len == taglen && memcmp(r->tag, tag, taglen) == 0) {
+            if (out)
+                *out = *r;
             /* close the hole: shift the younger entries one place towards the head */
-            for (unsigned m = k; m + 1 < q->count; m++) {
-                unsigned a = (q->head + m) % MS_PENDING_MAX;
-                unsigned b = (q->head + m + 1) % MS_PENDING_MAX;
-                q->cmd[a] = q->cmd[b];
-                q->frame[a] = q->frame[b];
-                memcpy(q->tag[a], q->tag[b], sizeof q->tag[a]);
-            }
+            for (unsigned m = k; m + 1 < q->count; m++)
+                q->e[(q->head + m) % MS_PENDING_MAX] = q->e[(q->head + m + 1) % MS_PENDING_MAX];
             q->count--;
             return true;
         }
@@ -200,7 +279,7 @@ void ms_pending_clear(ms_session *s)
 
 void ms_starttls_offered(ms_session *s)
 {
-    ms_emit(s, MS_FACT_STARTTLS_OFFERED, 0, 0, NULL, 0);
+    ms_emit_kind(s, MS_FACT_STARTTLS_OFFERED);
 }
 
 ms_lines_verdict ms_starttls_command(ms_session *s)
@@ -208,7 +287,7 @@ ms_lines_verdict ms_starttls_command(ms_session *s)
     if (s->transport != MS_TRANSPORT_CLEARTEXT)
         return MS_LINES_CONTINUE; /* STARTTLS inside TLS is just a refused command */
     s->starttls_pending = true;
-    ms_emit(s, MS_FACT_STARTTLS_COMMAND, 0, 0, NULL, 0);
+    ms_emit_kind(s, MS_FACT_STARTTLS_COMMAND);
     /* Stop here: whatever follows in the same segment was pipelined after
      * STARTTLS, which RFC 3207/2595 forbid; the caller reports it. */
     return MS_LINES_STOP;
@@ -224,13 +303,16 @@ static void switch_to_tls(ms_session *s, ms_transport t)
     ms_lines_reset(&s->lines[1]);
     ms_pending_clear(s);
     ms_auth_reset(s);
-    switch (s->proto) {
-    case MS_PROTO_SMTP: ms_smtp_tls_started(s); break;
-    case MS_PROTO_POP3: ms_pop3_tls_started(s); break;
-    case MS_PROTO_IMAP: ms_imap_tls_started(s); break;
-    default: break;
-    }
-    ms_emit(s, MS_FACT_TLS_BEGIN, (int)t, 0, NULL, 0);
+    if (s->adapter && s->adapter->tls_started)
+        s->adapter->tls_started(s);
+    ms_fact f = { .kind = MS_FACT_TLS_BEGIN, .u.tls_begin = { t } };
+    ms_emit_fact(s, &f);
+}
+
+static void starttls_result(ms_session *s, ms_starttls_result r)
+{
+    ms_fact f = { .kind = MS_FACT_STARTTLS_RESULT, .u.starttls_result = { r } };
+    ms_emit_fact(s, &f);
 }
 
 ms_lines_verdict ms_starttls_reply(ms_session *s, bool accepted)
@@ -238,8 +320,7 @@ ms_lines_verdict ms_starttls_reply(ms_session *s, bool accepted)
     if (s->transport != MS_TRANSPORT_CLEARTEXT || !s->starttls_pending)
         return MS_LINES_CONTINUE;
     s->starttls_pending = false;
-    ms_emit(s, MS_FACT_STARTTLS_RESULT, accepted ? MS_STARTTLS_ACCEPTED : MS_STARTTLS_REFUSED, 0,
-            NULL, 0);
+    starttls_result(s, accepted ? MS_STARTTLS_ACCEPTED : MS_STARTTLS_REFUSED);
     if (!accepted)
         return MS_LINES_CONTINUE;
     switch_to_tls(s, MS_TRANSPORT_STARTTLS);
@@ -254,36 +335,52 @@ static void recognise(ms_session *s, ms_dir dir, const uint8_t *p, size_t n)
 {
     s->first_line_seen[dir] = true;
     ms_guess g = dir == MS_DIR_S2C ? ms_detect_server_line(p, n) : ms_detect_client_line(p, n);
-    if (g.proto == MS_PROTO_UNKNOWN || g.proto == s->proto)
+    if (g.proto == MS_PROTO_UNKNOWN)
         return;
+    if (g.proto == s->proto) {
+        /* A session claimed by its content (the heuristic started it with
+         * the protocol it saw) says so once, on the line that shows it. */
+        if (s->how == MS_DETECT_HEURISTIC && !s->proto_reported) {
+            s->proto_reported = true;
+            ms_fact f = { .kind = MS_FACT_PROTO, .u.proto = { s->proto, s->how } };
+            ms_emit_fact(s, &f);
+        }
+        return;
+    }
     if (!g.strong && s->proto != MS_PROTO_UNKNOWN)
         return;
     /* A server's word beats a client's guess made earlier. */
     if (dir == MS_DIR_C2S && s->first_line_seen[MS_DIR_S2C] && s->proto != MS_PROTO_UNKNOWN)
         return;
     s->proto = g.proto;
+    s->proto_reported = true;
+    s->adapter = adapter_of(g.proto);
     if (g.proto != s->cfg.port_proto)
         s->how = MS_DETECT_HEURISTIC;
-    ms_emit(s, MS_FACT_PROTO, (int)s->proto, (int)s->how, NULL, 0);
+    ms_fact f = { .kind = MS_FACT_PROTO, .u.proto = { s->proto, s->how } };
+    ms_emit_fact(s, &f);
 }
 
 static ms_lines_verdict on_line(void *ctx, const uint8_t *p, size_t n, unsigned flags, size_t full)
 {
     ms_session *s = ctx;
     ms_dir dir = s->dir;
+    size_t ends = (flags & MS_LINE_CRLF) ? 2 : (flags & MS_LINE_BARE_LF) ? 1 : 0;
+    uint64_t len = (uint64_t)full + ends;
+    s->span = (ms_span){ s->lines[dir].line_at, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len, dir,
+                         s->transport == MS_TRANSPORT_CLEARTEXT };
     if (!(flags & MS_LINE_RAW)) {
         if (!s->first_line_seen[dir])
             recognise(s, dir, p, n);
-        if (full > s->cfg.max_line)
-            ms_emit(s, MS_FACT_LINE_TOO_LONG, (int)dir, (int)(full > 0x7fffffff ? 0x7fffffff : full),
-                    NULL, 0);
+        if (full > s->cfg.max_line) {
+            ms_fact f = { .kind = MS_FACT_LINE_TOO_LONG,
+                          .u.line_too_long = { dir, full > 0x7fffffff ? 0x7fffffff : full } };
+            ms_emit_fact(s, &f);
+        }
     }
-    switch (s->proto) {
-    case MS_PROTO_SMTP: return ms_smtp_line(s, dir, p, n, flags);
-    case MS_PROTO_POP3: return ms_pop3_line(s, dir, p, n, flags);
-    case MS_PROTO_IMAP: return ms_imap_line(s, dir, p, n, flags);
-    default: return MS_LINES_CONTINUE;
-    }
+    ms_lines_verdict v = s->adapter ? s->adapter->line(s, dir, p, n, flags) : MS_LINES_CONTINUE;
+    s->span.valid = false;
+    return v;
 }
 
 static void feed_lines(ms_session *s, ms_dir dir, const uint8_t *p, size_t n)
@@ -293,7 +390,12 @@ static void feed_lines(ms_session *s, ms_dir dir, const uint8_t *p, size_t n)
         return;
     /* The adapter stopped the stream: STARTTLS was requested or accepted and
      * more plaintext followed in the same segment (CVE-2011-0411 class). */
-    ms_emit(s, MS_FACT_STARTTLS_INJECTED, (int)dir, 0, p + used, n - used);
+    uint64_t at = s->lines[dir].fed;
+    s->lines[dir].fed += n - used; /* the rest went by, unread as lines */
+    s->span = (ms_span){ at, (uint32_t)(n - used), dir, true };
+    ms_fact f = { .kind = MS_FACT_STARTTLS_INJECTED, .u.injected = { dir, p + used, n - used } };
+    ms_emit_fact(s, &f);
+    s->span.valid = false;
 }
 
 /* SMTP and POP3 servers speak only to answer a complete command. A reply
@@ -302,9 +404,7 @@ static void feed_lines(ms_session *s, ms_dir dir, const uint8_t *p, size_t n)
  * client bytes start a new command instead of being glued to the old one. */
 static void flush_answered_client_line(ms_session *s)
 {
-    if (s->proto != MS_PROTO_SMTP && s->proto != MS_PROTO_POP3)
-        return;
-    if (s->proto == MS_PROTO_SMTP && s->smtp.in_data)
+    if (!s->adapter || !s->adapter->reply_ends_client_line || !s->adapter->reply_ends_client_line(s))
         return;
     if (!ms_lines_pending(&s->lines[MS_DIR_C2S]))
         return;
@@ -318,16 +418,11 @@ static void flush_answered_client_line(ms_session *s)
  * the adapter abandons whatever the hole broke. */
 static void stream_gap(ms_session *s, ms_dir dir, uint64_t lost)
 {
-    ms_fact f = { MS_FACT_STREAM_GAP, (int)dir, 0, NULL, 0, NULL, 0,
-                  lost > UINT32_MAX ? UINT32_MAX : (uint32_t)lost };
+    ms_fact f = { .kind = MS_FACT_STREAM_GAP, .u.stream_gap = { dir, lost } };
     ms_emit_fact(s, &f);
     ms_gap_kind k = ms_lines_gap(&s->lines[dir], lost);
-    switch (s->proto) {
-    case MS_PROTO_SMTP: ms_smtp_gap(s, dir, k); break;
-    case MS_PROTO_POP3: ms_pop3_gap(s, dir, k); break;
-    case MS_PROTO_IMAP: ms_imap_gap(s, dir, k); break;
-    default: break;
-    }
+    if (s->adapter && s->adapter->gap)
+        s->adapter->gap(s, dir, k);
 }
 
 /* The same the other way round: an SMTP or POP3 client speaks after a reply
@@ -336,8 +431,8 @@ static void stream_gap(ms_session *s, ms_dir dir, uint64_t lost)
  * bytes start a new reply instead of being glued to it. */
 static void flush_answered_server_line(ms_session *s)
 {
-    if (s->proto != MS_PROTO_SMTP && s->proto != MS_PROTO_POP3)
-        return;
+    if (!s->adapter || !s->adapter->reply_ends_client_line)
+        return; /* not a lock-step protocol */
     if (!ms_lines_pending(&s->lines[MS_DIR_S2C]))
         return;
     s->dir = MS_DIR_S2C;
@@ -362,7 +457,7 @@ void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, u
         /* TLS from the first byte (implicit TLS on a cleartext port), or a
          * handshake after a STARTTLS whose reply the capture does not hold. */
         if (s->starttls_pending) {
-            ms_emit(s, MS_FACT_STARTTLS_RESULT, MS_STARTTLS_NO_REPLY, 0, NULL, 0);
+            starttls_result(s, MS_STARTTLS_NO_REPLY);
             switch_to_tls(s, MS_TRANSPORT_STARTTLS);
         } else {
             switch_to_tls(s, MS_TRANSPORT_IMPLICIT_TLS);

@@ -10,11 +10,53 @@
 #include "ms_core.h"
 
 typedef struct ms_session ms_session;
+struct ms_registry; /* ms_registry.h */
+
+/* Message content: what the adapters hand over besides facts. A message is
+ * BEGIN, DATA pieces in order, END. DATA carries the bytes as they crossed
+ * the wire: line ends as sent (CR LF or a bare LF), SMTP and POP3 dot-stuffing
+ * kept, so that a consumer sees exactly what the peer read. */
+typedef enum {
+    MS_BODY_BEGIN = 1,
+    MS_BODY_DATA,
+    MS_BODY_END
+} ms_body_event;
+
+typedef enum {
+    MS_BODY_SMTP_DATA = 1,  /* the client's DATA, up to its CR LF . CR LF */
+    MS_BODY_SMTP_BDAT,      /* BDAT chunks, joined (RFC 3030) */
+    MS_BODY_POP3_RETR,      /* the +OK body of RETR */
+    MS_BODY_POP3_TOP,       /* the +OK body of TOP */
+    MS_BODY_IMAP_FETCH,     /* a literal in a FETCH response */
+    MS_BODY_IMAP_APPEND     /* the literal of an APPEND command */
+} ms_body_source;
+
+enum {
+    MS_BODY_LOST = 1u << 0,       /* DATA, END: bytes of the message are missing (a gap, a cut line) */
+    MS_BODY_UNFINISHED = 1u << 1, /* END: the message did not reach its own end (the peer
+                                     answered or stopped first, TLS began, the session ended) */
+    MS_BODY_BARE_LF = 1u << 2     /* DATA: a line of this piece ended with LF alone */
+};
+
+typedef struct {
+    ms_body_event event;
+    ms_body_source source;
+    ms_dir dir;
+    unsigned message;       /* 1, 2 ... in the session, per source */
+    const uint8_t *data;    /* DATA only; valid during the callback */
+    size_t len;
+    unsigned flags;
+} ms_body;
+
+typedef void (*ms_body_sink)(void *ctx, const ms_body *b);
 
 typedef struct {
     uint32_t frame;     /* the frame being dissected */
+    ms_time time;       /* when it was captured */
     ms_fact_sink sink;  /* receives the facts this frame produces */
     void *sink_ctx;
+    ms_body_sink body;  /* receives message content; may be NULL */
+    void *body_ctx;
 } ms_feed_ctx;
 
 typedef struct {
@@ -22,6 +64,10 @@ typedef struct {
     bool implicit_tls;    /* the port is a TLS-from-the-start port (465, 993, 995) */
     ms_detect how;        /* how the session was claimed */
     size_t max_line;      /* longest line kept whole (bytes) */
+    struct ms_registry *registry; /* state across sessions; may be NULL */
+    uint8_t client_addr[16];      /* the client's address, the registry's key */
+    uint8_t client_addr_len;      /* 0: unknown */
+    uint8_t client_family;
 } ms_session_config;
 
 ms_session *ms_session_new(const ms_allocator *a, const ms_session_config *cfg);
@@ -42,6 +88,9 @@ ms_detect ms_session_detect(const ms_session *s);
 /* The transport in force for a frame dissected now. */
 ms_transport ms_session_frame_transport(const ms_session *s, uint32_t frame);
 bool ms_session_tls(const ms_session *s);
+/* Bytes of one direction fed so far (lost bytes included): the stream
+ * offset of the next byte, as ms_span counts it. */
+uint64_t ms_session_stream_pos(const ms_session *s, ms_dir dir);
 /* Last cleartext frame before STARTTLS took effect (0: none). */
 uint32_t ms_session_boundary(const ms_session *s);
 uint64_t ms_session_cleartext_bytes(const ms_session *s);

@@ -12,36 +12,59 @@
  * once; past this many the oldest are forgotten. */
 #define MS_PENDING_MAX 64
 #define MS_TAG_MAX 32
+/* The argument of a command is kept up to this many bytes (a probe's target,
+ * an envelope address). */
+#define MS_ARG_MAX 128
 /* Lines are kept whole up to this size; longer ones are cut. */
 #define MS_LINE_BUFFER_MAX 65536
 
+/* One command awaiting its reply: what it was, its argument, and where and
+ * when it was sent, so that a reply can name its request and its delay. */
 typedef struct {
-    uint8_t cmd[MS_PENDING_MAX];
-    uint32_t frame[MS_PENDING_MAX];
-    char tag[MS_PENDING_MAX][MS_TAG_MAX + 1]; /* IMAP only */
+    uint8_t cmd;            /* the adapter's command code */
+    uint8_t tag_len;        /* IMAP only */
+    uint16_t arg_len;
+    uint32_t frame;
+    ms_time time;
+    char tag[MS_TAG_MAX + 1];
+    char arg[MS_ARG_MAX + 1];
+} ms_request;
+
+typedef struct {
+    ms_request e[MS_PENDING_MAX];
     unsigned head;
     unsigned count;
 } ms_pending;
 
+/* SMTP DATA: the command is sent, then the body follows the 354. */
+typedef enum {
+    MS_SMTP_DATA_NONE = 0,
+    MS_SMTP_DATA_SENT,      /* DATA sent, the 354 not seen yet: lines are body already */
+    MS_SMTP_DATA_BODY       /* the 354 came: the server is silent until the end */
+} ms_smtp_data_state;
+
 typedef struct {
     bool greeted;
-    bool in_data;       /* client is sending a DATA body */
+    ms_smtp_data_state data;
+    bool body_line_start;   /* the last body line ended with CR LF (or the body just began) */
+    bool bdat_open;         /* a BDAT message is being joined */
     unsigned bdat_unanswered; /* BDAT commands sent and not answered yet */
-    bool in_sasl;       /* client lines are SASL responses, not commands */
-    bool reply_open;    /* inside a multi-line reply */
+    bool bdat_last;         /* the BDAT being read is marked LAST */
+    bool reply_open;        /* inside a multi-line reply */
     int reply_code;
+    unsigned messages;      /* DATA and BDAT messages begun */
 } ms_smtp_state;
 
 typedef struct {
     bool greeted;
     bool multiline;     /* server is sending a multi-line body */
     uint8_t multiline_cmd;
-    bool in_sasl;       /* client lines are SASL responses, not commands */
     char apop_timestamp[MS_STR_SMALL + 1]; /* "<...>" from the greeting */
     size_t apop_timestamp_len;
     char user[MS_STR_SMALL + 1];           /* the last USER, waiting for PASS */
     size_t user_len;
     bool have_user;
+    unsigned messages;  /* RETR/TOP bodies begun */
 } ms_pop3_state;
 
 /* Arguments of an IMAP LOGIN being read: atoms, quoted strings, literals. */
@@ -57,15 +80,20 @@ typedef struct {
     bool greeted;
     bool client_cont;   /* next client line continues a command after a literal */
     bool server_cont;   /* next server line continues a response after a literal */
-    bool in_sasl;
     ms_imap_args *args; /* set while a LOGIN command is read */
     char cont_tag[MS_TAG_MAX + 1]; /* the command whose literal is being read */
     size_t cont_tag_len;
+    bool cont_append;   /* the command being continued is an APPEND */
+    bool client_body;   /* the client's literal is a message (APPEND) */
+    bool server_body;   /* the server's literal is a message (FETCH) */
+    bool server_fetch;  /* the response being read is a FETCH */
+    unsigned messages[2]; /* literals handed over as messages, per direction */
 } ms_imap_state;
 
 /* One login exchange in progress (at most one per session at a time). */
 typedef struct {
     bool active;
+    bool sasl;              /* a SASL exchange (AUTH, AUTHENTICATE): client lines may be its messages */
     ms_creds *creds;        /* allocated while active */
     unsigned attempt;
     unsigned client_msgs;   /* SASL messages from the client so far */
@@ -80,11 +108,35 @@ typedef struct {
     bool have_ntlm_challenge;
 } ms_auth;
 
+/* A protocol adapter: what the session calls, and nothing else it knows of
+ * the protocol. */
+typedef struct {
+    /* One line (or a piece of counted octets, MS_LINE_RAW) of one direction. */
+    ms_lines_verdict (*line)(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags);
+    /* A hole in one direction's stream (see ms_lines_gap for k). */
+    void (*gap)(ms_session *s, ms_dir dir, ms_gap_kind k);
+    /* TLS took over: the protocol starts again (RFC 3207, 2595). */
+    void (*tls_started)(ms_session *s);
+    /* The session ends: release what the adapter holds. */
+    void (*free)(ms_session *s);
+    /* Lock-step protocols speak only to answer a complete line of the peer:
+     * a reply ends the client's unterminated line, a command the server's.
+     * NULL: never (IMAP). For a reply, false while the client may be in the
+     * middle of a body the server does not answer line by line. */
+    bool (*reply_ends_client_line)(const ms_session *s);
+} ms_adapter;
+
+extern const ms_adapter ms_smtp_adapter;
+extern const ms_adapter ms_pop3_adapter;
+extern const ms_adapter ms_imap_adapter;
+
 struct ms_session {
     const ms_allocator *alloc;
     ms_session_config cfg;
     ms_proto proto;
+    const ms_adapter *adapter; /* NULL while the protocol is unknown */
     ms_detect how;
+    bool proto_reported;    /* the PROTO fact was emitted */
     ms_transport transport;
     bool first_line_seen[2];
     bool payload_seen;
@@ -102,6 +154,7 @@ struct ms_session {
     char auth_user[MS_STR_SMALL + 1]; /* the user of the last successful login */
     size_t auth_user_len;
     unsigned auth_user_gen; /* changes whenever auth_user does */
+    /* the adapters' own state: each adapter touches only its own */
     ms_smtp_state smtp;
     ms_pop3_state pop3;
     ms_imap_state imap;
@@ -109,10 +162,21 @@ struct ms_session {
     /* valid while a feed call runs */
     const ms_feed_ctx *ctx;
     ms_dir dir;
+    ms_span span;           /* the line being handled */
 };
 
-void ms_emit(ms_session *s, ms_fact_kind kind, int ival, int ival2, const uint8_t *data, size_t len);
-void ms_emit_fact(ms_session *s, const ms_fact *f);
+/* Report a fact of the line being handled (its span is filled in). */
+void ms_emit_fact(ms_session *s, ms_fact *f);
+void ms_emit_kind(ms_session *s, ms_fact_kind kind);
+
+/* Message content (ms_session.c): BEGIN, DATA ..., END of one message. */
+void ms_body_begin(ms_session *s, ms_body_source src, ms_dir dir, unsigned message);
+void ms_body_data(ms_session *s, ms_body_source src, ms_dir dir, unsigned message,
+                  const uint8_t *p, size_t n, unsigned flags);
+/* A line of a line-based body, with the line end it had on the wire. */
+void ms_body_line(ms_session *s, ms_body_source src, ms_dir dir, unsigned message,
+                  const uint8_t *p, size_t n, unsigned line_flags);
+void ms_body_end(ms_session *s, ms_body_source src, ms_dir dir, unsigned message, unsigned flags);
 
 /* Login mechanics common to the three protocols (ms_auth.c). */
 /* A SASL exchange starts (AUTH / AUTHENTICATE); initial: the initial response
@@ -123,6 +187,9 @@ void ms_auth_start(ms_session *s, const uint8_t *mech, size_t mlen, const uint8_
 void ms_auth_start_args(ms_session *s, const uint8_t *args, size_t n);
 /* A server challenge line's text (base64, after "334 " or "+ "). */
 void ms_auth_challenge(ms_session *s, const uint8_t *b64, size_t len);
+/* Is a SASL exchange (AUTH, AUTHENTICATE) in progress? The one owner of
+ * "inside a SASL exchange" for the three adapters. */
+bool ms_auth_in_sasl(const ms_session *s);
 /* Does the exchange wait for a client message? Only an open challenge makes
  * a client line a SASL message; without one it is a command (a client that
  * pipelines after AUTH, or a capture without the server's replies). */
@@ -136,31 +203,26 @@ void ms_auth_verdict(ms_session *s, bool success);
 /* Forget an exchange in progress (TLS started, session freed). */
 void ms_auth_reset(ms_session *s);
 ms_creds *ms_auth_new_creds(ms_session *s);
+/* A login command or message that does not parse. */
+void ms_auth_malformed(ms_session *s, ms_auth_problem p);
 
 /* STARTTLS mechanics common to the three protocols. */
 void ms_starttls_offered(ms_session *s);
 ms_lines_verdict ms_starttls_command(ms_session *s);
 ms_lines_verdict ms_starttls_reply(ms_session *s, bool accepted);
 
-/* Pending-command queue. */
-void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *tag, size_t taglen);
-bool ms_pending_pop(ms_session *s, uint8_t *cmd, uint32_t *frame);
+/* Pending-command queue. A command is queued with its argument, and the
+ * frame and time of the line that sent it. */
+void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *tag, size_t taglen,
+                     const uint8_t *arg, size_t arglen);
+/* The oldest command awaiting a reply, or NULL. */
+const ms_request *ms_pending_peek(const ms_session *s);
+unsigned ms_pending_count(const ms_session *s);
+/* Remove the oldest; out (may be NULL) gets it. false if none. */
+bool ms_pending_pop(ms_session *s, ms_request *out);
 /* Remove the entry with this tag (IMAP); false if none. */
-bool ms_pending_take_tag(ms_session *s, const uint8_t *tag, size_t taglen, uint8_t *cmd,
-                         uint32_t *frame);
+bool ms_pending_take_tag(ms_session *s, const uint8_t *tag, size_t taglen, ms_request *out);
 void ms_pending_clear(ms_session *s);
-
-/* Protocol adapters: one line (or raw chunk) in, a verdict out. */
-ms_lines_verdict ms_smtp_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags);
-ms_lines_verdict ms_pop3_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags);
-ms_lines_verdict ms_imap_line(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, unsigned flags);
-/* A hole in one direction's stream (see ms_lines_gap for k). */
-void ms_smtp_gap(ms_session *s, ms_dir dir, ms_gap_kind k);
-void ms_pop3_gap(ms_session *s, ms_dir dir, ms_gap_kind k);
-void ms_imap_gap(ms_session *s, ms_dir dir, ms_gap_kind k);
-void ms_smtp_tls_started(ms_session *s);
-void ms_pop3_tls_started(ms_session *s);
-void ms_imap_tls_started(ms_session *s);
 
 /* Parse "{123}" or "{123+}" at the end of a line; returns true and the count. */
 bool ms_literal_at_end(const uint8_t *p, size_t n, uint64_t *count);

@@ -33,9 +33,26 @@ typedef struct {
     size_t len;
     uint32_t ref_frame;
     uint32_t count;
+    uint32_t client_count; /* AUTH_RESULT: failures from the client address */
+    ms_span span;
     ms_creds creds;      /* AUTH_REQUEST and AUTH_RESULT: a copy of the attempt */
     bool has_creds;
 } rec_fact;
+
+/* Message content, as the body sink received it. */
+#define MAX_BODIES 16
+#define MAX_BODY 8192
+
+typedef struct {
+    ms_body_source source;
+    ms_dir dir;
+    unsigned message;
+    uint8_t data[MAX_BODY];
+    size_t len;
+    unsigned flags;     /* DATA flags or-ed, then END's */
+    bool begun, ended;
+    uint32_t begin_frame, end_frame;
+} rec_body;
 
 typedef struct {
     counter mem;
@@ -43,30 +60,136 @@ typedef struct {
     ms_session *s;
     rec_fact f[MAX_FACTS];
     size_t n;
+    rec_body b[MAX_BODIES];
+    size_t nb;
     uint32_t frame;      /* the frame being fed */
     uint64_t cleartext;  /* bytes fed through ms_session_segment */
 } fixture;
 
+/* The typed payloads, flattened into the recorder's fields. */
 static void sink(void *ctx, const ms_fact *fact)
 {
     fixture *fx = ctx;
     assert_true(fx->n < MAX_FACTS);
     rec_fact *r = &fx->f[fx->n++];
+    memset(r, 0, sizeof *r);
     r->kind = fact->kind;
-    r->ival = fact->ival;
-    r->ival2 = fact->ival2;
     r->frame = fx->frame;
-    assert_true(fact->len <= MAX_DATA);
-    assert_true(fact->len == 0 || fact->data != NULL);
-    if (fact->len)
-        memcpy(r->data, fact->data, fact->len);
-    r->len = fact->len;
-    r->ref_frame = fact->ref_frame;
-    r->count = fact->count;
-    r->has_creds = fact->obj != NULL &&
-                   (fact->kind == MS_FACT_AUTH_REQUEST || fact->kind == MS_FACT_AUTH_RESULT);
-    if (r->has_creds)
-        r->creds = *(const ms_creds *)fact->obj;
+    r->span = fact->span;
+    const struct ms_creds *creds = NULL;
+    switch (fact->kind) {
+    case MS_FACT_PROTO:
+        r->ival = fact->u.proto.proto;
+        r->ival2 = fact->u.proto.how;
+        break;
+    case MS_FACT_STARTTLS_RESULT:
+        r->ival = fact->u.starttls_result.result;
+        break;
+    case MS_FACT_TLS_BEGIN:
+        r->ival = fact->u.tls_begin.transport;
+        break;
+    case MS_FACT_STARTTLS_INJECTED:
+        r->ival = fact->u.injected.dir;
+        assert_true(fact->u.injected.len <= MAX_DATA);
+        assert_true(fact->u.injected.len == 0 || fact->u.injected.bytes != NULL);
+        if (fact->u.injected.len)
+            memcpy(r->data, fact->u.injected.bytes, fact->u.injected.len);
+        r->len = fact->u.injected.len;
+        break;
+    case MS_FACT_LINE_TOO_LONG:
+        r->ival = fact->u.line_too_long.dir;
+        r->ival2 = (int)fact->u.line_too_long.length;
+        break;
+    case MS_FACT_AUTH_START:
+        r->ival = (int)fact->u.auth_start.attempt;
+        break;
+    case MS_FACT_AUTH_REQUEST:
+        r->ival = (int)fact->u.auth_request.attempt;
+        r->ival2 = fact->u.auth_request.cleartext;
+        creds = fact->u.auth_request.creds;
+        break;
+    case MS_FACT_AUTH_RESULT:
+        r->ival = (int)fact->u.auth_result.attempt;
+        r->ival2 = fact->u.auth_result.result;
+        r->ref_frame = fact->u.auth_result.request_frame;
+        r->count = fact->u.auth_result.session_failures;
+        r->client_count = fact->u.auth_result.client_failures;
+        creds = fact->u.auth_result.creds;
+        break;
+    case MS_FACT_AUTH_MALFORMED:
+        r->ival = fact->u.auth_malformed.problem;
+        break;
+    case MS_FACT_STREAM_GAP:
+        r->ival = fact->u.stream_gap.dir;
+        r->count = fact->u.stream_gap.lost > UINT32_MAX ? UINT32_MAX : (uint32_t)fact->u.stream_gap.lost;
+        break;
+    default:
+        break;
+    }
+    r->has_creds = creds != NULL;
+    if (creds)
+        r->creds = *creds;
+}
+
+static rec_body *body_find(fixture *fx, ms_body_source src, ms_dir dir, unsigned message)
+{
+    for (size_t i = 0; i < fx->nb; i++)
+        if (fx->b[i].source == src && fx->b[i].dir == dir && fx->b[i].message == message)
+            return &fx->b[i];
+    return NULL;
+}
+
+/* Checks the body protocol as it records: BEGIN once, DATA only between
+ * BEGIN and END, END once. */
+static void body_sink(void *ctx, const ms_body *b)
+{
+    fixture *fx = ctx;
+    rec_body *r = body_find(fx, b->source, b->dir, b->message);
+    switch (b->event) {
+    case MS_BODY_BEGIN:
+        assert_null(r);
+        assert_true(fx->nb < MAX_BODIES);
+        r = &fx->b[fx->nb++];
+        memset(r, 0, sizeof *r);
+        r->source = b->source;
+        r->dir = b->dir;
+        r->message = b->message;
+        r->begun = true;
+        r->begin_frame = fx->frame;
+        break;
+    case MS_BODY_DATA:
+        assert_non_null(r);
+        assert_false(r->ended);
+        assert_true(r->len + b->len <= MAX_BODY);
+        assert_true(b->len == 0 || b->data != NULL);
+        if (b->len)
+            memcpy(r->data + r->len, b->data, b->len);
+        r->len += b->len;
+        r->flags |= b->flags;
+        break;
+    case MS_BODY_END:
+        assert_non_null(r);
+        assert_false(r->ended);
+        r->ended = true;
+        r->flags |= b->flags;
+        r->end_frame = fx->frame;
+        break;
+    }
+}
+
+static const rec_body *body_nth(const fixture *fx, size_t i)
+{
+    assert_true(i < fx->nb);
+    return &fx->b[i];
+}
+
+static void body_is(const fixture *fx, size_t i, ms_body_source src, const char *bytes, bool ended)
+{
+    const rec_body *r = body_nth(fx, i);
+    assert_int_equal(r->source, src);
+    assert_int_equal(r->len, strlen(bytes));
+    assert_memory_equal(r->data, bytes, strlen(bytes));
+    assert_int_equal(r->ended, ended);
 }
 
 static fixture *start(ms_proto port_proto, bool implicit_tls, ms_detect how, size_t max_line)
@@ -74,7 +197,12 @@ static fixture *start(ms_proto port_proto, bool implicit_tls, ms_detect how, siz
     fixture *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
     fx->alloc = (ms_allocator){ count_realloc, count_free, &fx->mem };
-    ms_session_config cfg = { port_proto, implicit_tls, how, max_line };
+    ms_session_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.port_proto = port_proto;
+    cfg.implicit_tls = implicit_tls;
+    cfg.how = how;
+    cfg.max_line = max_line;
     fx->s = ms_session_new(&fx->alloc, &cfg);
     assert_non_null(fx->s);
     return fx;
@@ -89,7 +217,7 @@ static void finish(fixture *fx)
 
 static void seg_bytes(fixture *fx, ms_dir dir, uint32_t frame, const uint8_t *p, size_t n, uint64_t lost)
 {
-    ms_feed_ctx ctx = { frame, sink, fx };
+    ms_feed_ctx ctx = { frame, { frame, 0 }, sink, fx, body_sink, fx };
     fx->frame = frame;
     /* feed a private heap copy so that valgrind catches reads past the end */
     uint8_t *copy = malloc(n ? n : 1);
