@@ -7,6 +7,7 @@ Here tshark with mailsec must show exactly that on every frame of the session.
 import pytest
 
 from conftest import BUNDLED_FIELDS, ground_truth_captures
+from e2e import builtin_rows, expected_boundary, session_frames
 
 FIELDS = ["frame.number", "tcp.srcport", "tcp.dstport", "tcp.len", "tcp.flags.syn",
           "mailsec.proto", "mailsec.detected_by", "mailsec.transport", "mailsec.decrypted",
@@ -30,7 +31,9 @@ def first_payload_index(frames):
     raise AssertionError("session has no payload")
 
 
-def check_session(frames, session, truth, keys_given):
+def check_session(frames, session, truth, keys_given, builtin):
+    """builtin: the session's frames as the built-in dissectors show them
+    without mailsec (e2e.builtin_rows), for what mailsec must agree with."""
     assert frames, "no frames for client port %s" % session["client_port"]
     start = 0
     if truth["expect_detected_by"] == "heuristic":
@@ -48,12 +51,21 @@ def check_session(frames, session, truth, keys_given):
     elif session["transport"] == "implicit-tls":
         assert set(transports) == {"implicit-tls"}
     else:
-        # cleartext up to the boundary, starttls after it, never back
-        assert transports[0] == "cleartext" and transports[-1] == "starttls"
-        switch = transports.index("starttls")
-        assert set(transports[switch:]) == {"starttls"}
-        boundary = marked[switch - 1]["frame.number"]
-        assert {f["mailsec.starttls.boundary"] for f in marked[switch:]} == {boundary}
+        # cleartext up to the boundary, starttls after it, never back. The
+        # boundary is where the built-in dissectors see TLS take over (the
+        # server's positive STARTTLS reply, the last payload before the
+        # ClientHello), not where mailsec.transport changes.
+        boundary = expected_boundary(builtin, session, session["protocol"])
+        before = [f for f in marked if int(f["frame.number"]) <= boundary]
+        after = [f for f in marked if int(f["frame.number"]) > boundary]
+        assert before and after, "boundary %d: no mailsec frame on one side of it" % boundary
+        assert {f["mailsec.transport"] for f in before} == {"cleartext"}, \
+            "frames up to the boundary (%d) not all cleartext" % boundary
+        assert {f["mailsec.transport"] for f in after} == {"starttls"}, \
+            "frames after the boundary (%d) not all starttls" % boundary
+        assert {f["mailsec.starttls.boundary"] for f in after} == {str(boundary)}
+        assert {f["mailsec.starttls.boundary"] for f in before} == {""}, \
+            "mailsec.starttls.boundary before the boundary (%d)" % boundary
 
     decrypted = [f for f in marked if f["mailsec.decrypted"] in ("1", "True")]
     if session["transport"] == "cleartext" or not keys_given:
@@ -75,20 +87,55 @@ def check_session(frames, session, truth, keys_given):
         assert results == []
 
 
+def builtin_sessions(tshark, cap, truth):
+    """client port -> the session's frames in the built-in fields, only for
+    captures that have a STARTTLS session (the others need none)."""
+    if not any(s["transport"] == "starttls" for s in truth["sessions"]):
+        return {}
+    rows = builtin_rows(tshark, cap)
+    return {s["client_port"]: session_frames(rows, s) for s in truth["sessions"]}
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_sessions_with_keys(tshark, case):
     cap, keys, truth = case
     rows = tshark.fields(cap, FIELDS, display_filter="tcp", keylog=keys)
+    builtin = builtin_sessions(tshark, cap, truth)
     for session in truth["sessions"]:
-        check_session(session_rows(rows, session), session, truth, keys_given=keys is not None)
+        check_session(session_rows(rows, session), session, truth, keys_given=keys is not None,
+                      builtin=builtin.get(session["client_port"]))
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_sessions_without_keys(tshark, case):
     cap, _, truth = case
     rows = tshark.fields(cap, FIELDS, display_filter="tcp")
+    builtin = builtin_sessions(tshark, cap, truth)
     for session in truth["sessions"]:
-        check_session(session_rows(rows, session), session, truth, keys_given=False)
+        check_session(session_rows(rows, session), session, truth, keys_given=False,
+                      builtin=builtin.get(session["client_port"]))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_sni_in_the_capture(tshark, case):
+    """The generator records the SNI its client sent (sni, None without TLS):
+    the built-in tls.handshake.extensions_server_name of the session's
+    ClientHello must say the same. No mailsec field yet: this checks that the
+    captures and their ground truth agree, which mailsec.tls.sni tests will
+    rely on."""
+    cap, _, truth = case
+    rows = builtin_rows(tshark, cap)
+    for session in truth["sessions"]:
+        frames = session_frames(rows, session)
+        assert frames, "no frames for client port %s" % session["client_port"]
+        hellos = [f for f in frames if "1" in f["tls.handshake.type"]]
+        names = [n for f in hellos for n in f["tls.handshake.extensions_server_name"]]
+        if session["sni"] is None:
+            assert names == [], "session %s: SNI %r, the generator sent none" % (session["client_port"], names)
+        else:
+            assert hellos and names == [session["sni"]] * len(hellos), \
+                "session %s: SNI %r in %d ClientHello(s), the generator sent %r" % (
+                    session["client_port"], names, len(hellos), session["sni"])
 
 
 @pytest.mark.parametrize("case", CASES)

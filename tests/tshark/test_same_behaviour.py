@@ -124,3 +124,34 @@ def test_no_tree_run_still_analyses(tshark, bench_slice):
     counts = [int(m.group(1)) for m in re.finditer(r"^\s+mailsec\s+frames:(\d+)", out, re.M)]
     assert counts, out[-2000:]
     assert sum(counts) == frames
+
+
+MAILSEC_TAP_LISTENER = """
+local frames, repeated, seen = 0, 0, {}
+local tap = Listener.new("mailsec")
+function tap.packet(pinfo, tvb, record)
+    frames = frames + 1
+    if seen[pinfo.number] then repeated = repeated + 1 end
+    seen[pinfo.number] = true
+end
+function tap.draw()
+    print("mailsec-tap frames=" .. frames .. " repeated=" .. repeated)
+end
+"""
+
+
+def test_mailsec_tap_gets_every_analysed_frame_once(tshark, bench_slice, tmp_path):
+    """The mailsec tap (register_tap("mailsec")) is queued once per analysed
+    frame, with or without a tree: a Lua listener in a -q run (no tree) counts
+    exactly the frames that carry mailsec in the fields run."""
+    cap, keys = bench_slice
+    rows = tshark.fields(cap, ["mailsec.proto"], keylog=keys)
+    frames = sum(1 for r in rows if r[0])
+    script = tmp_path / "mailsec-tap.lua"
+    script.write_text(MAILSEC_TAP_LISTENER)
+    out, _ = tshark.run(cap, ["-q", "-X", "lua_script:%s" % tshark.copy(script)], keylog=keys)
+    m = re.search(r"mailsec-tap frames=(\d+) repeated=(\d+)", out)
+    assert m, out[-2000:]
+    assert frames > 1000
+    assert int(m.group(1)) == frames
+    assert int(m.group(2)) == 0
