@@ -14,9 +14,17 @@ The SASL mechanisms the libraries lack (DIGEST-MD5, SCRAM-SHA-1/256, NTLM,
 XOAUTH2, OAUTHBEARER, GSSAPI, and every POP3 AUTH and IMAP AUTHENTICATE) are
 played by hand below (class Mech and its subclasses) over the libraries' own
 connections. NTLM, XOAUTH2, OAUTHBEARER and GSSAPI go to captures/peer.py, a
-scripted server on 127.0.0.2, since no Debian server here offers them.
+scripted server on 127.0.0.2, since no Debian server here offers them; so does
+an EXPN that should be answered 250 (Postfix has no EXPN).
+
+The messages of the later scenarios (attachments, spoofing, mass mail, SMTP
+smuggling) are written byte by byte (class Letter, smuggling_payload); the
+retrieval scenarios compare what POP3 / IMAP delivered with the maildir files
+on disk (MAILSEC_MAILDIR_BASE) and with what this run sent by SMTP.
 """
 import base64
+import email
+import email.policy
 import email.utils
 import hashlib
 import hmac
@@ -25,12 +33,14 @@ import json
 import os
 import platform
 import poplib
+import re
 import signal
 import smtplib
 import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -110,9 +120,11 @@ def mail_transaction(sender="bob", recipient="alice"):
     return [("MAIL", f"{sender}@{DOMAIN}"), ("RCPT", f"{recipient}@{DOMAIN}"), ("DATA",)]
 
 
-def scenario(name, protocol, port, *sessions, implicit_tls=False, host=HOST):
+def scenario(name, protocol, port, *sessions, implicit_tls=False, host=HOST, settings=()):
+    """settings: Postfix parameters whose values (postconf -h) the ground
+    truth records as server_settings."""
     return {"name": name, "protocol": protocol, "port": port, "host": host,
-            "implicit_tls": implicit_tls, "sessions": list(sessions)}
+            "implicit_tls": implicit_tls, "sessions": list(sessions), "settings": list(settings)}
 
 
 def smtp_session(*steps, starttls=False):
@@ -128,9 +140,346 @@ def imap_session(*steps, starttls=False):
     return [*([("STARTTLS",)] if starttls else []), *steps, ("LOGOUT",)]
 
 
+def pop3_retrieval(user, stls=False):
+    """Fetch everything, look at one message's top, delete one."""
+    return pop3_session(auth("USER/PASS", user), ("LIST",), ("RETR_ALL",), ("TOP", 2, 5),
+                        ("DELE", 3), stls=stls)
+
+
+def imap_retrieval(user, starttls=False):
+    """Fetch everything, expunge the first, move the (new) first to Trash."""
+    return imap_session(auth("IMAP-LOGIN", user), ("SELECT", "INBOX"), ("FETCH_ALL",),
+                        ("STORE", 1, "(\\Deleted)"), ("EXPUNGE",), ("CREATE", "Trash"),
+                        ("MOVE", 1, "Trash"), starttls=starttls)
+
+
 BAD_TOKEN = "ya29.mailsec-lab-token-expired.0000000000"
 # What a password-guessing client tries before the right one.
 GUESSES = ["123456", "password", "alice", "qwerty", "Wonderland", "wonderland-42"]
+
+# --- messages ------------------------------------------------------------------
+# The feature-set scenarios write their messages byte by byte (fixed MIME
+# boundaries, RFC 2047 and RFC 2231 encodings written out, base64 in 76-column
+# lines), so the ground truth can say exactly which headers, attachments and
+# URLs each message had. Attachment contents are deterministic filler with the
+# right magic numbers: look-alikes, not working documents or programs.
+
+# Recipients: team@mail.test is a Postfix virtual alias (config/virtual) for
+# the six users of the retrieval scenarios; victim@ receives smuggling tests.
+TEAM = f"team@{DOMAIN}"
+VICTIM = f"victim@{DOMAIN}"
+MASSMAIL_RECIPIENTS = [f"{u}@{DOMAIN}" for u in (
+    "sales", "support", "hr", "finance", "it", "legal",
+    "ops", "dev", "info", "pr", "marketing", "security")]
+X_MAILER = "Microsoft Outlook 16.0"
+X_ORIGINATING_IP = "[198.51.100.23]"   # RFC 5737 documentation range
+
+
+def filler(label, size):
+    """size deterministic bytes: SHA-256 in counter mode over label."""
+    out, n = bytearray(), 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{label}:{n}".encode()).digest()
+        n += 1
+    return bytes(out[:size])
+
+
+def fake_pdf(title, size):
+    text = b"BT /F1 24 Tf 72 720 Td (" + title.encode() + b") Tj ET"
+    head = (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"
+            b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+            b"2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n"
+            b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>\n"
+            b"endobj\n4 0 obj\n<< /Length " + str(len(text)).encode() + b" >>\nstream\n" + text
+            + b"\nendstream\nendobj\n5 0 obj\n<< /Length ")
+    tail = b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+    n = size - len(head) - len(tail) - len(b"0000 >>\nstream\n")
+    return head + b"%04d >>\nstream\n" % n + filler(title, n) + tail
+
+
+def fake_exe(label, size):
+    """An MZ header, the DOS stub's message and a PE signature; not runnable."""
+    head = (b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"
+            + b"\xb8" + b"\x00" * 7 + b"\x40" + b"\x00" * 35 + b"\x80\x00\x00\x00"
+            + b"\x0e\x1f\xba\x0e\x00\xb4\x09\xcd\x21\xb8\x01\x4c\xcd\x21"
+            + b"This program cannot be run in DOS mode.\r\r\n$" + b"\x00" * 7)
+    head = head.ljust(0x80, b"\x00") + b"PE\x00\x00\x4c\x01"
+    return head + filler(label, size - len(head))
+
+
+def fake_ooxml(label, members, size):
+    """A ZIP local file header per member name, then filler (OOXML look-alike)."""
+    out = b""
+    for name in members:
+        out += b"PK\x03\x04\x14\x00\x06\x00\x08\x00" + b"\x00" * 16 \
+            + len(name).to_bytes(2, "little") + b"\x00\x00" + name.encode()
+    return out + filler(label, size - len(out))
+
+
+def encoded_word(text, encoding="B"):
+    """One RFC 2047 encoded word, UTF-8."""
+    if encoding == "B":
+        return "=?UTF-8?B?" + b64(text.encode()) + "?="
+    out = []
+    for byte in text.encode():
+        ch = chr(byte)
+        if byte == 0x20:
+            out.append("_")
+        elif byte < 0x80 and (ch.isalnum() or ch in "-.!*+/"):
+            out.append(ch)
+        else:
+            out.append("=%02X" % byte)
+    return "=?UTF-8?Q?" + "".join(out) + "?="
+
+
+def rfc2231_params(param, value, width=36):
+    """param*0*=utf-8''...; param*1*=...: RFC 2231 continuations, every
+    section percent-encoded (a %XX is never split)."""
+    tokens = [t for t in re.findall(r"%[0-9A-F]{2}|.", urllib.parse.quote(value.encode(), safe=""))]
+    sections, cur = [], ""
+    for t in tokens:
+        if len(cur) + len(t) > width:
+            sections.append(cur)
+            cur = ""
+        cur += t
+    sections.append(cur)
+    return ";\r\n\t".join(f"{param}*{i}*=" + ("utf-8''" if i == 0 else "") + sec
+                          for i, sec in enumerate(sections))
+
+
+def attachment(filename, content_type, content, filename_encoding="plain"):
+    """filename_encoding: how the name is written in both Content-Type (name)
+    and Content-Disposition (filename): "plain" (quoted string), "rfc2047"
+    (an encoded word in the quoted string) or "rfc2231" (continuations)."""
+    return {"filename": filename, "content_type": content_type, "content": content,
+            "filename_encoding": filename_encoding}
+
+
+def attachment_part(a):
+    fn, enc = a["filename"], a["filename_encoding"]
+    if enc == "plain":
+        name, filename = f'name="{fn}"', f'filename="{fn}"'
+    elif enc == "rfc2047":
+        name, filename = f'name="{encoded_word(fn)}"', f'filename="{encoded_word(fn)}"'
+    else:
+        name, filename = rfc2231_params("name", fn), rfc2231_params("filename", fn)
+    headers = [("Content-Type", f"{a['content_type']};\r\n\t{name}"),
+               ("Content-Disposition", f"attachment;\r\n\t{filename}"),
+               ("Content-Transfer-Encoding", "base64")]
+    body = base64.encodebytes(a["content"]).replace(b"\n", b"\r\n")
+    return headers, body
+
+
+def text_part(subtype, text):
+    return ([("Content-Type", f"text/{subtype}; charset=us-ascii"),
+             ("Content-Transfer-Encoding", "7bit")],
+            text.replace("\n", "\r\n").encode("ascii"))
+
+
+def render_part(headers, body):
+    return b"".join(f"{n}: {v}\r\n".encode() for n, v in headers) + b"\r\n" + body
+
+
+def multipart(subtype, boundary, parts):
+    # Each part ends with <CR><LF>, which the next delimiter line takes as its own.
+    body = b"This is a multi-part message in MIME format.\r\n"
+    for headers, part_body in parts:
+        body += f"--{boundary}\r\n".encode() + render_part(headers, part_body)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return [("Content-Type", f'multipart/{subtype};\r\n\tboundary="{boundary}"')], body
+
+
+def unfold(value):
+    return re.sub(r"\r\n(?=[ \t])", "", value)
+
+
+class Letter:
+    """A message the client writes itself. text / html: the bodies of the text
+    parts ("\\n" line ends; lines starting with "." get dot-stuffed on the
+    wire); urls: (part, url) pairs that must appear in those parts, recorded
+    as the message's URLs."""
+
+    def __init__(self, key, header_from, to, subject, subject_encoding=None, cc=None,
+                 reply_to=None, mailer=None, originating_ip=None, text="", html=None,
+                 urls=(), attachments=()):
+        self.key = key
+        self.header_from, self.to, self.cc = header_from, to, cc
+        self.subject, self.subject_encoding = subject, subject_encoding
+        self.reply_to, self.mailer, self.originating_ip = reply_to, mailer, originating_ip
+        self.text, self.html, self.urls = text, html, list(urls)
+        self.attachments = list(attachments)
+
+    def build(self):
+        """(DATA bytes as the client means them, ground-truth record)."""
+        for part, url in self.urls:
+            check(url in (self.html if part == "text/html" else self.text),
+                  f"{self.key}: {url} not in its {part} part")
+        message_id = email.utils.make_msgid(idstring=self.key, domain=CLIENT_NAME)
+        subject_raw = (encoded_word(self.subject, self.subject_encoding)
+                       if self.subject_encoding else self.subject)
+        headers = [("From", self.header_from), ("To", self.to)]
+        if self.cc:
+            headers.append(("Cc", self.cc))
+        headers += [("Subject", subject_raw), ("Date", email.utils.formatdate()),
+                    ("Message-ID", message_id)]
+        if self.reply_to:
+            headers.append(("Reply-To", self.reply_to))
+        if self.mailer:
+            headers.append(("X-Mailer", self.mailer))
+        if self.originating_ip:
+            headers.append(("X-Originating-IP", self.originating_ip))
+        headers.append(("MIME-Version", "1.0"))
+        body_part = text_part("plain", self.text)
+        if self.html is not None:
+            body_part = multipart("alternative", f"=_alt_{self.key}",
+                                  [body_part, text_part("html", self.html)])
+        if self.attachments:
+            top_headers, body = multipart("mixed", f"=_mixed_{self.key}",
+                                          [body_part] + [attachment_part(a) for a in self.attachments])
+        else:
+            top_headers, body = body_part
+        headers += top_headers
+        data = render_part(headers, body)
+        record = {
+            "header_from": self.header_from,
+            "subject": self.subject,
+            "message_id": message_id,
+            "headers": [[n, unfold(v)] for n, v in headers],
+            "urls": [{"part": part, "url": url} for part, url in self.urls],
+            "attachments": [{
+                "filename": a["filename"],
+                "filename_encoding": a["filename_encoding"],
+                "content_type": a["content_type"],
+                "transfer_encoding": "base64",
+                "size": len(a["content"]),
+                "sha256": hashlib.sha256(a["content"]).hexdigest(),
+            } for a in self.attachments],
+        }
+        self.self_check(data)
+        return data, record
+
+    def self_check(self, data):
+        """Python's email parser must read back what the record says."""
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        check(str(msg["Subject"]) == self.subject, f"{self.key}: subject reads back as {msg['Subject']}")
+        found = [(p.get_filename(), p.get_content_type(), p.get_payload(decode=True))
+                 for p in msg.iter_attachments()]
+        want = [(a["filename"], a["content_type"].lower(), a["content"]) for a in self.attachments]
+        check(found == want, f"{self.key}: attachments do not read back")
+
+
+def message_facts(data):
+    """What the ground truth says of any DATA payload."""
+    return {"data_size": len(data), "data_sha256": hashlib.sha256(data).hexdigest(),
+            "dot_stuffed_lines": sum(1 for line in data.split(b"\r\n") if line.startswith(b"."))}
+
+
+ATTACHMENT_LETTERS = [
+    Letter("attachments-1", "Bob Builder <bob@mail.test>", "Team <team@mail.test>",
+           "Rechnung Nr. 4711 – bitte umgehend prüfen", subject_encoding="B",
+           cc="Carol <carol@mail.test>", reply_to="Billing <billing@othercorp.example>",
+           mailer=X_MAILER, originating_ip=X_ORIGINATING_IP,
+           text="Hello team,\n\nplease find the quarterly report and the invoice attached.\n"
+                "The invoice can also be downloaded from\n"
+                "https://portal.othercorp.example/invoice/4711?session=8f3a2c\n"
+                "or directly: http://198.51.100.23/dl/invoice.pdf.exe\n"
+                ".this line starts with a dot (dot-stuffed on the wire)\n\nBob\n",
+           urls=[("text/plain", "https://portal.othercorp.example/invoice/4711?session=8f3a2c"),
+                 ("text/plain", "http://198.51.100.23/dl/invoice.pdf.exe")],
+           attachments=[attachment("Q4-report.pdf", "application/pdf",
+                                   fake_pdf("Q4 report", 3000)),
+                        attachment("invoice.pdf.exe", "application/octet-stream",
+                                   fake_exe("invoice.pdf.exe", 24576))]),
+    Letter("attachments-2", "Bob Builder <bob@mail.test>", "Team <team@mail.test>",
+           "Jahresabschluss 2023 – Übersicht", subject_encoding="Q",
+           cc="Carol <carol@mail.test>", reply_to="Bob Builder <bob@mail.test>",
+           mailer=X_MAILER, originating_ip=X_ORIGINATING_IP,
+           text="Hi,\n\nthe annual statement is on SharePoint:\n"
+                "https://sharepoint.othercorp.example/sites/finance/Shared%20Documents/JA2023.xlsx\n"
+                "and attached, with the transfer confirmation.\n\nBob\n",
+           html="<html><body><p>Hi,</p>\n<p>the annual statement is on "
+                "<a href=\"https://login.othercorp.example/owa/?redirect=https%3A%2F%2Fmail.test%2F\">"
+                "https://mail.test/owa</a>.</p>\n<p>Bob</p></body></html>\n",
+           urls=[("text/plain",
+                  "https://sharepoint.othercorp.example/sites/finance/Shared%20Documents/JA2023.xlsx"),
+                 ("text/html", "https://login.othercorp.example/owa/?redirect=https%3A%2F%2Fmail.test%2F"),
+                 ("text/html", "https://mail.test/owa")],
+           attachments=[
+               attachment("Jahresabschluss_2023_Übersicht_der_Finanzabteilung_vertraulich_"
+                          "endgültige_Fassung_März.xlsx",
+                          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                          fake_ooxml("xlsx", ["[Content_Types].xml", "xl/workbook.xml"], 5000),
+                          filename_encoding="rfc2231"),
+               attachment("Überweisungsbestätigung.pdf", "application/pdf",
+                          fake_pdf("Ueberweisung", 2000), filename_encoding="rfc2047")]),
+    Letter("attachments-3", "Bob Builder <bob@mail.test>", "Team <team@mail.test>",
+           "Budget Q4 – Makros aktivieren", subject_encoding="B",
+           cc="Carol <carol@mail.test>", reply_to="Bob Builder <bob@mail.test>",
+           mailer=X_MAILER, originating_ip=X_ORIGINATING_IP,
+           text="Hi,\n\nplease enable macros to see the budget figures.\n"
+                "Instructions: https://docs.othercorp.example/macros/enable.html\n\nBob\n",
+           urls=[("text/plain", "https://docs.othercorp.example/macros/enable.html")],
+           attachments=[attachment("Q4_budget.docm",
+                                   "application/vnd.ms-word.document.macroEnabled.12",
+                                   fake_ooxml("docm", ["[Content_Types].xml", "word/document.xml",
+                                                       "word/vbaProject.bin"], 8000))]),
+]
+
+SPOOF_LETTER = Letter(
+    "spoof", "CEO <ceo@othercorp.example>", "Team <team@mail.test>", "Urgent wire transfer",
+    reply_to="CEO <ceo.private@freemail.example>", mailer=X_MAILER,
+    originating_ip=X_ORIGINATING_IP,
+    text="Team,\n\nI need a wire transfer of EUR 48,500 today. Details follow,\n"
+         "reply to this address only.\n\nCEO\n")
+
+RESEND_LETTER = Letter(
+    "resend", "Bob <bob@mail.test>", "Team <team@mail.test>", "Meeting notes (sent twice)",
+    text="The client sent MAIL FROM twice and RCPT TO the same recipient twice.\n")
+
+
+def massmail_letter(n, total):
+    return Letter(f"massmail-{n}", "Bob <bob@mail.test>", "undisclosed-recipients:;",
+                  f"Newsletter {n}/{total}", mailer="MassMailer 2.1",
+                  text=f"Newsletter part {n} of {total}.\n"
+                       "Unsubscribe: https://news.mail.test/unsubscribe?id=4242\n",
+                  urls=[("text/plain", "https://news.mail.test/unsubscribe?id=4242")])
+
+
+# --- SMTP smuggling --------------------------------------------------------------
+# End-of-data look-alikes (SEC Consult, "SMTP Smuggling", December 2023, and
+# Postfix's smtp-smuggling.html / smtpd_forbid_bare_newline): each is put in
+# a message's DATA, followed by a complete smuggled transaction, then the real
+# <CR><LF>.<CR><LF>.
+SMUGGLING_SEQUENCES = [b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r.\n", b"\r.\r\n", b"\r\n.\r",
+                       b"\r\n.\n", b"\r\n\x00.\r\n", b"\r\n.\x00\r\n", b"\n.\r", b"\r\n.\r\r\n"]
+SMUGGLED_SENDER = f"admin@{DOMAIN}"
+
+
+def printable_sequence(seq):
+    return "".join({"\r": "\\r", "\n": "\\n", "\x00": "\\x00"}.get(c, c) for c in seq.decode("ascii"))
+
+
+def smuggling_payload(n, seq):
+    """(DATA bytes up to the real terminator's <CR><LF>, offset of seq, the
+    smuggled text after it, the smuggled commands)."""
+    outer = (f"From: Bob <bob@{DOMAIN}>\r\nTo: <{VICTIM}>\r\n"
+             f"Subject: smuggling test {n} ({printable_sequence(seq)})\r\n"
+             f"Date: {email.utils.formatdate()}\r\n"
+             f"Message-ID: {email.utils.make_msgid(idstring=f'smuggling-{n}', domain=CLIENT_NAME)}\r\n"
+             "\r\n"
+             "The outer message, as the sending client meant it.\r\n"
+             "Last line before the end-of-data look-alike").encode()
+    commands = [f"MAIL FROM:<{SMUGGLED_SENDER}>", f"RCPT TO:<{VICTIM}>", "DATA"]
+    smuggled = ("\r\n".join(commands) + "\r\n"
+                f"From: Admin <{SMUGGLED_SENDER}>\r\nTo: <{VICTIM}>\r\n"
+                f"Subject: smuggled message {n}\r\n"
+                f"Message-ID: {email.utils.make_msgid(idstring=f'smuggled-{n}', domain=CLIENT_NAME)}\r\n"
+                "\r\n"
+                "This message was smuggled inside the outer one.\r\n").encode()
+    return outer + seq + smuggled, len(outer), smuggled, commands
+
 
 SCENARIOS = [
     scenario("smtp-cleartext", "smtp", 25,
@@ -276,6 +625,64 @@ SCENARIOS = [
                           auth("XOAUTH2", "bob@mail.test", initial_response=False)),
              imap_session(auth("OAUTHBEARER", "alice@mail.test", initial_response=True)),
              host=PEER_HOST),
+
+    # --- reconnaissance ------------------------------------------------------
+    # (VERB, argument, expected code): the run fails if Postfix answers otherwise.
+    scenario("smtp-vrfy", "smtp", 25,
+             smtp_session(("VRFY", "alice@mail.test", 252), ("VRFY", "nobody@mail.test", 550),
+                          ("VRFY", "bob", 252), ("VRFY", "admin@mail.test", 550),
+                          ("VRFY", "root", 550), ("VRFY", "team@mail.test", 252),
+                          ("VRFY", "webmaster@mail.test", 550),
+                          ("EXPN", "team@mail.test", 500), ("EXPN", "staff", 500)),
+             settings=["disable_vrfy_command", "smtpd_reject_unlisted_recipient"]),
+    # RCPT TO as a user-existence oracle; nothing is sent (RSET).
+    scenario("smtp-rcpt-probe", "smtp", 25,
+             smtp_session(("MAIL", "bob@mail.test"),
+                          *[("RCPT", f"{u}@{DOMAIN}", 550, True)
+                            for u in ("admin", "root", "test", "webmaster", "nobody")],
+                          ("RCPT", "alice@mail.test", 250, True), ("RSET",)),
+             settings=["smtpd_reject_unlisted_recipient"]),
+    # Postfix has no EXPN (500, command not recognized): the scripted peer answers it.
+    scenario("smtp-expn-peer", "smtp", 25,
+             smtp_session(("EXPN", "staff", 250), ("EXPN", "alice", 250),
+                          ("EXPN", "nosuchlist", 550)),
+             host=PEER_HOST),
+
+    # --- messages ---------------------------------------------------------------
+    # One session, three messages, twelve recipients (four each).
+    scenario("smtp-massmail", "smtp", 25,
+             smtp_session(*[step for n in range(3) for step in (
+                 ("MAIL", "bob@mail.test"),
+                 *[("RCPT", r) for r in MASSMAIL_RECIPIENTS[4 * n:4 * n + 4]],
+                 ("DATA", massmail_letter(n + 1, 3)))])),
+    scenario("smtp-attachments", "smtp", 25,
+             smtp_session(*[step for letter in ATTACHMENT_LETTERS for step in (
+                 ("MAIL", "bob@mail.test"), ("RCPT", TEAM), ("DATA", letter))])),
+    # Envelope bob@, header From: the CEO of another company, Reply-To elsewhere.
+    scenario("smtp-spoof", "smtp", 25,
+             smtp_session(("MAIL", "bob@mail.test"), ("RCPT", TEAM), ("DATA", SPOOF_LETTER))),
+    # MAIL FROM twice (503 nested MAIL), RCPT TO the same address twice.
+    scenario("smtp-resend", "smtp", 25,
+             smtp_session(("MAIL", "bob@mail.test"), ("MAIL", "bob@mail.test", 503),
+                          ("RCPT", TEAM), ("RCPT", TEAM), ("DATA", RESEND_LETTER))),
+
+    # --- SMTP smuggling: one session per end-of-data look-alike ---------------
+    # The SMUGGLE step sends DATA, the content, the real end and QUIT itself.
+    scenario("smtp-smuggling", "smtp", 25,
+             *[[("EHLO",), ("MAIL", "bob@mail.test"), ("RCPT", VICTIM), ("SMUGGLE", n, seq)]
+               for n, seq in enumerate(SMUGGLING_SEQUENCES, 1)],
+             settings=["smtpd_forbid_bare_newline", "smtpd_forbid_bare_newline_exclusions",
+                       "smtpd_forbid_unauth_pipelining", "mynetworks"]),
+
+    # --- retrieval of what the SMTP scenarios delivered ---------------------
+    # Each user got one copy of every message to team@mail.test (attachments
+    # x3, spoof, resend), through the alias in config/virtual.
+    scenario("pop3-retrieve", "pop3", 110, pop3_retrieval("dave")),
+    scenario("pop3-retrieve-stls", "pop3", 110, pop3_retrieval("erin", stls=True)),
+    scenario("pop3-retrieve-implicit", "pop3", 995, pop3_retrieval("frank"), implicit_tls=True),
+    scenario("imap-retrieve", "imap", 143, imap_retrieval("grace")),
+    scenario("imap-retrieve-starttls", "imap", 143, imap_retrieval("heidi", starttls=True)),
+    scenario("imap-retrieve-implicit", "imap", 993, imap_retrieval("ivan"), implicit_tls=True),
 ]
 
 STARTTLS_VERBS = {"STARTTLS", "STLS"}
@@ -292,7 +699,7 @@ def transport_of(steps, implicit_tls):
 class Session:
     """What one client connection did and what the server answered."""
 
-    def __init__(self, protocol, server_port, transport, server=None):
+    def __init__(self, protocol, server_port, transport, server=None, tcp_stream=None):
         self.protocol = protocol
         self.server_port = server_port
         self.transport = transport
@@ -307,14 +714,30 @@ class Session:
         self.commands = []
         self.replies = []   # one list of reply statuses per command
         self.messages = []
+        # The session's index among the capture's TCP connections (they run one
+        # after the other, so it is Wireshark's tcp.stream).
+        self.tcp_stream = tcp_stream
+        # Parallel to commands: the line as sent, each reply's status and text.
+        self.exchanges = []
+        self.probes = []        # VRFY / EXPN / probing RCPT TO, with the answers
+        self.retrieved = None   # POP3 / IMAP retrieval: what came back, and from where
 
-    def sent(self, verb):
+    def sent(self, verb, line=None):
         self.commands.append(verb)
         self.replies.append([])
+        self.exchanges.append({"command": line, "replies": [], "tcp_stream": self.tcp_stream})
 
-    def answered(self, status, text):
+    def sent_line(self, line):
+        """The line of the last command, when it is known only as it goes out (IMAP)."""
+        if self.exchanges and self.exchanges[-1]["command"] is None:
+            self.exchanges[-1]["command"] = line
+
+    def answered(self, status, text, detail=None):
+        """status: the reply's code / +OK / tag status; text: the whole line
+        (used for the greeting); detail: the text after the status."""
         if self.commands:
             self.replies[-1].append(status)
+            self.exchanges[-1]["replies"].append({"code": status, "text": detail})
         elif self.greeting is None:
             self.greeting = text
 
@@ -333,11 +756,21 @@ class Session:
             "replies": self.replies,
             "messages": self.messages,
             **({"server": self.server} if self.server else {}),
+            "tcp_stream": self.tcp_stream,
+            "exchanges": self.exchanges,
+            **({"probes": self.probes} if self.probes else {}),
+            **({"retrieved": self.retrieved} if self.retrieved is not None else {}),
         }
 
 
 def under_tls(sock):
     return isinstance(sock, ssl.SSLSocket)
+
+
+def pop_status(line):
+    """(status, whole line, text after the status) of a POP3 response line."""
+    status, _, detail = line.partition(" ")
+    return status, line, detail
 
 
 class NamedServerContext(ssl.SSLContext):
@@ -691,7 +1124,7 @@ class PopSasl:
     def reply(self):
         line = self.conn._getline()[0].decode("ascii", "replace")
         status = line.split(" ", 1)[0]
-        self.session.answered(status, line)
+        self.session.answered(*pop_status(line))
         if status == "+":
             return "challenge", line[2:]
         self.text = line
@@ -738,6 +1171,48 @@ class ImapSasl:
         return "failure"
 
 
+# --- what was sent, what was stored -------------------------------------------
+
+# Message-ID -> {"scenario", "data"} of every message this run sent with DATA
+# (the retrieval scenarios link what they fetch to it).
+SENT = {}
+# id(retrieved entry) -> the bytes received (for TOP's comparison).
+SENT_RETRIEVED = {}
+# user -> maildir paths already reported (smtp-smuggling's "stored").
+STORED_SEEN = {}
+# The maildirs' root (generate.sh sets it); without it nothing is read from disk.
+MAILDIR_BASE = os.environ.get("MAILSEC_MAILDIR_BASE")
+
+
+def maildir_files(user):
+    """{path under the user's Maildir: content} of every message file in INBOX
+    (new/, cur/) and Trash (.Trash/new/, .Trash/cur/); None without MAILDIR_BASE."""
+    if not MAILDIR_BASE or not user:
+        return None
+    root = Path(MAILDIR_BASE) / user / "Maildir"
+    files = {}
+    for folder in ("new", "cur", ".Trash/new", ".Trash/cur"):
+        d = root / folder
+        if d.is_dir():
+            for f in sorted(d.iterdir()):
+                if f.is_file():
+                    files[str(f.relative_to(root))] = f.read_bytes()
+    return files
+
+
+def header_fields(message):
+    """[[name, value], ...] of a message's header section, unfolded (the
+    <CR><LF> before each continuation line removed), values without the
+    blanks after the colon."""
+    head = message.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    head = re.sub(r"\r\n(?=[ \t])", "", head)
+    fields = []
+    for line in head.split("\r\n"):
+        name, _, value = line.partition(":")
+        fields.append([name, value.lstrip(" \t")])
+    return fields
+
+
 # --- clients -----------------------------------------------------------------
 # Each library class gets a mixin that records, at the library's own
 # send/receive hooks, every command it puts on the wire and every reply status.
@@ -751,18 +1226,20 @@ class _SmtpRecording:
 
     def putcmd(self, cmd, args=""):
         verb = cmd.upper()
+        line = cmd if args == "" else f"{cmd} {args}"   # as smtplib writes it
         # The base64 lines that follow AUTH go through putcmd too; they are
         # SASL data, not commands.
         if verb == "AUTH":
             self.in_sasl = True
-            self.session.sent(verb)
+            self.session.sent(verb, line)
         elif not self.in_sasl:
-            self.session.sent(verb)
+            self.session.sent(verb, line)
         super().putcmd(cmd, args)
 
     def getreply(self):
         code, msg = super().getreply()
-        self.session.answered(str(code), f"{code} {msg.decode(errors='replace')}")
+        text = msg.decode(errors="replace")
+        self.session.answered(str(code), f"{code} {text}", text)
         if self.in_sasl and code == 334:
             self.challenges.append(msg.decode("ascii"))
         return code, msg
@@ -782,7 +1259,7 @@ class _PopRecording:
         super().__init__(*args, timeout=TIMEOUT, **kwargs)
 
     def _putcmd(self, line):
-        self.session.sent(line.split(" ", 1)[0].upper())
+        self.session.sent(line.split(" ", 1)[0].upper(), line)
         super()._putcmd(line)
 
     def _getresp(self):
@@ -790,10 +1267,9 @@ class _PopRecording:
             resp = super()._getresp()
         except poplib.error_proto as e:
             line = e.args[0]
-            self.session.answered(line.split(b" ", 1)[0].decode(errors="replace"),
-                                  line.decode(errors="replace"))
+            self.session.answered(*pop_status(line.decode(errors="replace")))
             raise
-        self.session.answered(resp.split(b" ", 1)[0].decode(), resp.decode(errors="replace"))
+        self.session.answered(*pop_status(resp.decode(errors="replace")))
         return resp
 
     def capa(self):
@@ -814,23 +1290,39 @@ class RecordingPOP3_SSL(_PopRecording, poplib.POP3_SSL):
 class _ImapRecording:
     def __init__(self, session, *args, **kwargs):
         self.session = session
+        self.line_pending = False   # the next send() starts a command line
+        self.last_text = None       # text of the last tagged (or BYE) response
         super().__init__(*args, timeout=TIMEOUT, **kwargs)
         self.session.greeting = self.welcome.decode(errors="replace")
 
     def _command(self, name, *args):
         self.session.sent(name)
+        self.line_pending = True
         return super()._command(name, *args)
 
+    def send(self, data):
+        if self.line_pending:
+            self.line_pending = False
+            self.session.sent_line(data.split(b"\r\n", 1)[0].decode("utf-8", "backslashreplace"))
+        super().send(data)
+
+    def _get_tagged_response(self, tag, expect_bye=False):
+        typ, data = super()._get_tagged_response(tag, expect_bye=expect_bye)
+        last = data[-1] if data else None
+        self.last_text = last.decode(errors="replace") if isinstance(last, bytes) else None
+        return typ, data
+
     def _command_complete(self, name, tag):
+        self.last_text = None
         try:
             typ, data = super()._command_complete(name, tag)
         except self.abort:
-            self.session.answered("BYE", None)
+            self.session.answered("BYE", None, self.last_text)
             raise
         except self.error:
-            self.session.answered("BAD", None)
+            self.session.answered("BAD", None, self.last_text)
             raise
-        self.session.answered(typ, None)
+        self.session.answered(typ, None, self.last_text)
         return typ, data
 
     def _get_capabilities(self):
@@ -857,6 +1349,8 @@ class Client:
         self.ctx = ctx
         self.name = scenario_name
         self.host = host
+        self.login_user = None      # who logged in (retrieval reads that user's maildir)
+        self.stored_before = None   # the maildir's message files before retrieval
         self.conn = self.connect(implicit_tls)
         self.s.client_port = self.conn.sock.getsockname()[1]
         if implicit_tls:
@@ -898,8 +1392,68 @@ class Client:
             entry["ntlm_domain"] = NTLM_DOMAIN
             entry["ntlm_workstation"] = NTLM_WORKSTATION
         self.s.auth.append(entry)
+        if result == "success":
+            self.login_user = spec["username"]
         check(result == spec["expect"],
               f"{self.name}: {m} as {spec['username']} was {result}, should be {spec['expect']}")
+
+    # --- retrieval (POP3 RETR / IMAP FETCH) ground truth ---------------------
+
+    def start_retrieval(self):
+        self.s.retrieved = []
+        self.stored_before = maildir_files(self.login_user)
+
+    def retrieved_entry(self, received, number, **ids):
+        """One retrieved message: as the client received it (dot-unstuffed
+        RETR body / IMAP literal) and as the server stored it on disk."""
+        headers = header_fields(received)
+        first = {}
+        for n, v in headers:
+            first.setdefault(n.lower(), v)
+        message_id = first.get("message-id")
+        stored_path = stored = None
+        if self.stored_before is not None:
+            stored_path, stored = next(((p, c) for p, c in self.stored_before.items()
+                                        if c.replace(b"\n", b"\r\n") == received), (None, None))
+            check(stored is not None, f"{self.name}: message {number} not found on disk")
+        sent = SENT.get(message_id)
+        entry = {
+            "number": number, **ids,
+            "message_id": message_id,
+            "header_from": first.get("from"),
+            "subject": str(email.message_from_bytes(received, policy=email.policy.default)["Subject"]),
+            "received_size": len(received),
+            "received_sha256": hashlib.sha256(received).hexdigest(),
+            "stored_file": stored_path,
+            "stored_size": len(stored) if stored is not None else None,
+            "stored_sha256": hashlib.sha256(stored).hexdigest() if stored is not None else None,
+            "headers": headers,
+            "smtp_scenario": sent["scenario"] if sent else None,
+            "smtp_data_sha256": hashlib.sha256(sent["data"]).hexdigest() if sent else None,
+            "stored_ends_with_smtp_data": (stored.endswith(sent["data"].replace(b"\r\n", b"\n"))
+                                           if sent and stored is not None else None),
+            "fate": "kept",
+            "moved_to": None,
+        }
+        self.s.retrieved.append(entry)
+        SENT_RETRIEVED[id(entry)] = received
+        return entry
+
+    def entry_by_number(self, n):
+        return next(e for e in self.s.retrieved if e["number"] == n)
+
+    def finish_retrieval(self):
+        """After QUIT / LOGOUT: where each retrieved message is on disk now."""
+        if self.s.retrieved is None or self.stored_before is None:
+            return
+        after = maildir_files(self.login_user)
+        for e in self.s.retrieved:
+            content = self.stored_before[e["stored_file"]]
+            places = {p.split("/", 1)[0] for p, c in after.items() if c == content}
+            where = "trash" if ".Trash" in places else "inbox" if places else "gone"
+            e["on_disk_after"] = where
+            want = {"kept": "inbox", "deleted": "gone", "expunged": "gone", "moved": "trash"}[e["fate"]]
+            check(where == want, f"{self.name}: message {e['number']} ({e['fate']}) is {where} on disk")
 
     def make_mech(self, spec, service):
         return MECHS[spec["mechanism"]](spec, service, self.s.server_port)
@@ -971,34 +1525,188 @@ class SmtpClient(Client):
             result = sasl_exchange(SmtpSasl(c), mech, initial, spec["abort_at"])
             self.record_auth(spec, result, tls, initial, mech=mech)
 
-    def do_MAIL(self, sender):
-        code, _ = self.conn.mail(sender)
-        check(code == 250, f"{self.name}: MAIL FROM answered {code}")
-        self.envelope = {"mail_from": sender, "rcpt_to": []}
+    def do_MAIL(self, sender, expect=250):
+        code, msg = self.conn.mail(sender)
+        check(code == expect, f"{self.name}: MAIL FROM answered {code}, expected {expect}")
+        if code == 250:
+            self.envelope = {"mail_from": sender, "rcpt_to": []}
+        else:
+            # A refused MAIL (e.g. 503 nested MAIL) leaves the transaction as it was.
+            self.envelope.setdefault("mail_from_refused", []).append(
+                {"mail_from": sender, "code": str(code), "text": msg.decode(errors="replace")})
 
-    def do_RCPT(self, recipient):
-        code, _ = self.conn.rcpt(recipient)
-        check(code == 250, f"{self.name}: RCPT TO answered {code}")
-        self.envelope["rcpt_to"].append(recipient)
+    def do_RCPT(self, recipient, expect=250, probe=False):
+        code, msg = self.conn.rcpt(recipient)
+        check(code == expect, f"{self.name}: RCPT TO {recipient} answered {code}, expected {expect}")
+        if probe:
+            self.probe("RCPT", recipient, code, msg)
+        if code == 250:
+            self.envelope["rcpt_to"].append(recipient)
+        else:
+            self.envelope.setdefault("rcpt_rejected", []).append(recipient)
 
-    def do_DATA(self):
+    def probe(self, command, argument, code, msg):
+        self.s.probes.append({"command": command, "argument": argument, "code": str(code),
+                              "text": msg.decode(errors="replace"), "exists": code in (250, 251, 252),
+                              "exchange": len(self.s.exchanges) - 1})
+
+    def do_VRFY(self, argument, expect):
+        code, msg = self.conn.verify(argument)
+        self.probe("VRFY", argument, code, msg)
+        check(code == expect, f"{self.name}: VRFY {argument} answered {code}, expected {expect}")
+
+    def do_EXPN(self, argument, expect):
+        code, msg = self.conn.expn(argument)
+        self.probe("EXPN", argument, code, msg)
+        check(code == expect, f"{self.name}: EXPN {argument} answered {code}, expected {expect}")
+
+    def do_RSET(self):
+        code, _ = self.conn.rset()
+        check(code == 250, f"{self.name}: RSET answered {code}")
+        self.envelope = None
+
+    def do_DATA(self, letter=None):
         env = self.envelope
+        if letter is not None:
+            data, record = letter.build()
+            code, msg = self.conn.data(data)   # raises SMTPDataError unless 354 then 250
+            check(code == 250, f"{self.name}: end of DATA answered {code}")
+            self.record_message(env, record, data, code, msg)
+            return
         sender = env["mail_from"]
         header_from = f"{sender.split('@')[0].capitalize()} <{sender}>"
         subject = f"mailsec capture {self.name}"
+        message_id = email.utils.make_msgid(domain=CLIENT_NAME)
+        headers = [("From", header_from), ("To", ", ".join(env["rcpt_to"])), ("Subject", subject),
+                   ("Date", email.utils.formatdate()), ("Message-ID", message_id)]
         body = "\r\n".join([
-            f"From: {header_from}",
-            f"To: {', '.join(env['rcpt_to'])}",
-            f"Subject: {subject}",
-            f"Date: {email.utils.formatdate()}",
-            f"Message-ID: {email.utils.make_msgid(domain=CLIENT_NAME)}",
+            *(f"{n}: {v}" for n, v in headers),
             "",
             "This message was sent by captures/driver.py to a throwaway Postfix",
             "so that the mailsec plugin has a real SMTP session to dissect.",
         ])
-        code, _ = self.conn.data(body)   # raises SMTPDataError unless 354 then 250
-        self.s.messages.append({**env, "header_from": header_from, "subject": subject,
-                                "accepted": code == 250})
+        code, msg = self.conn.data(body)   # raises SMTPDataError unless 354 then 250
+        # What smtplib put between the 354 and the final ".": CRLF line ends,
+        # a last CRLF added (before its dot-stuffing, which is undone here).
+        data = smtplib._fix_eols(body).encode("ascii")
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        self.record_message(env, {"header_from": header_from, "subject": subject,
+                                  "message_id": message_id,
+                                  "headers": [[n, v] for n, v in headers],
+                                  "urls": [], "attachments": []}, data, code, msg)
+
+    def record_message(self, env, record, data, code, msg):
+        text = msg.decode(errors="replace")
+        queued = re.search(r"queued as (\S+)", text)
+        entry = {**env, "header_from": record["header_from"], "subject": record["subject"],
+                 "accepted": code == 250, **record, **message_facts(data),
+                 "reply": {"code": str(code), "text": text},
+                 "queue_id": queued.group(1) if queued else None}
+        self.s.messages.append(entry)
+        SENT[record["message_id"]] = {"scenario": self.name, "data": data}
+
+    def do_SMUGGLE(self, n, seq):
+        """DATA whose content holds the end-of-data look-alike seq, then a
+        smuggled MAIL/RCPT/DATA and message, then the real <CR><LF>.<CR><LF>,
+        written raw (smtplib would dot-stuff the look-alike away). QUIT is
+        pipelined right behind, so every reply the server gives before its
+        221 answers the content, whatever the server made of it."""
+        c = self.conn
+        env = self.envelope
+        content, offset, smuggled, commands = smuggling_payload(n, seq)
+        c.putcmd("data")
+        code, msg = c.getreply()
+        check(code == 354, f"{self.name}: DATA answered {code}")
+        c.send(content + b".\r\n")
+        c.send(b"QUIT\r\n")
+        replies = []
+        while True:
+            try:
+                code, msg = smtplib.SMTP.getreply(c)   # not recorded yet: see below
+            except smtplib.SMTPServerDisconnected:
+                break
+            replies.append((code, msg.decode(errors="replace")))
+            if code == 221:
+                break
+        check(replies and replies[-1][0] == 221, f"{self.name}: no 221 after the content: {replies}")
+        for code, text in replies[:-1]:
+            self.s.answered(str(code), f"{code} {text}", text)
+        self.s.sent("QUIT", "QUIT")
+        self.s.answered("221", f"221 {replies[-1][1]}", replies[-1][1])
+        c.close()
+        answers = [{"code": str(code), "text": text} for code, text in replies[:-1]]
+        codes = [a["code"] for a in answers]
+        if codes == ["250"]:
+            ended = "final"       # one message, look-alike and all
+        elif codes == ["250", "250", "250", "354", "250"]:
+            ended = "sequence"    # the look-alike ended the data; the smuggled commands ran
+        else:
+            ended = "other"
+        queue_ids = [m.group(1) for a in answers if (m := re.search(r"queued as (\S+)", a["text"]))]
+        # The same replies as the server paired them: with the look-alike taken
+        # as the end, the smuggled lines were commands to it.
+        if ended == "sequence":
+            server_exchanges = [{"command": "<end of data: the look-alike>", "replies": answers[0:1]},
+                                {"command": commands[0], "replies": answers[1:2]},
+                                {"command": commands[1], "replies": answers[2:3]},
+                                {"command": commands[2], "replies": answers[3:5]}]
+        elif ended == "final":
+            server_exchanges = [{"command": "<end of data: the real <CR><LF>.<CR><LF>>",
+                                 "replies": answers}]
+        else:
+            server_exchanges = None
+        subject = f"smuggling test {n} ({printable_sequence(seq)})"
+        self.s.messages.append({
+            **env, "header_from": f"Bob <bob@{DOMAIN}>", "subject": subject,
+            "accepted": bool(codes) and codes[0] == "250",
+            "message_id": re.search(rb"Message-ID: (\S+)", content).group(1).decode(),
+            **message_facts(content),
+            "dot_stuffed_lines": 0,   # sent raw: no dot-stuffing at all
+            "sent_raw": True,
+            "wire_size": len(content) + 3, "wire_sha256": hashlib.sha256(content + b".\r\n").hexdigest(),
+            "reply": answers[0] if answers else None,
+            "queue_id": queue_ids[0] if queue_ids else None,
+            "smuggling": {
+                "sequence": printable_sequence(seq),
+                "sequence_hex": seq.hex(),
+                "offset": offset,
+                "smuggled_text": smuggled.decode("ascii"),
+                "smuggled_commands": commands,
+                "smuggled_mail_from": SMUGGLED_SENDER,
+                "smuggled_rcpt_to": [VICTIM],
+                "replies": answers,
+                "server_ended_data_at": ended,
+                "server_exchanges": server_exchanges,
+                "queue_ids": queue_ids,
+                "stored": self.newly_stored("victim", queue_ids),
+            },
+        })
+
+    def newly_stored(self, user, queue_ids):
+        """The message files Postfix delivered to user since the last call
+        (after the queue is empty): what the server made of the DATA. None
+        without MAILDIR_BASE."""
+        wait_for_delivery()
+        files = maildir_files(user)
+        if files is None:
+            return None
+        seen = STORED_SEEN.setdefault(user, set())
+        stored = []
+        for path, content in sorted(files.items()):
+            if path in seen:
+                continue
+            seen.add(path)
+            fields = {n.lower(): v for n, v in reversed(header_fields(content.replace(b"\n", b"\r\n")))}
+            queued = re.search(r"\bid (\S+?);?\s", fields.get("received", "") + " ")
+            stored.append({"file": path, "size": len(content),
+                           "sha256": hashlib.sha256(content).hexdigest(),
+                           "queue_id": queued.group(1) if queued else None,
+                           "subject": fields.get("subject"), "message_id": fields.get("message-id"),
+                           "holds_smuggled_commands": f"MAIL FROM:<{SMUGGLED_SENDER}>".encode() in content})
+        # In the order the server queued them (its replies' queue IDs).
+        return sorted(stored, key=lambda m: (queue_ids.index(m["queue_id"])
+                                             if m["queue_id"] in queue_ids else len(queue_ids)))
 
     def do_QUIT(self):
         self.conn.quit()
@@ -1052,10 +1760,37 @@ class Pop3Client(Client):
         self.conn.stat()
 
     def do_LIST(self):
-        self.conn.list()
+        _, listing, _ = self.conn.list()
+        self.list_sizes = {int(n): int(size) for n, size in (l.split() for l in listing)}
+
+    def do_RETR_ALL(self):
+        """RETR of every message LIST showed."""
+        self.start_retrieval()
+        for n in sorted(self.list_sizes):
+            _, lines, _ = self.conn.retr(n)   # poplib undoes the dot-stuffing
+            received = b"".join(line + b"\r\n" for line in lines)
+            entry = self.retrieved_entry(received, number=n, list_size=self.list_sizes[n])
+            check(entry["received_size"] == self.list_sizes[n],
+                  f"{self.name}: RETR {n} gave {entry['received_size']} octets, LIST said {self.list_sizes[n]}")
+
+    def do_TOP(self, n, count):
+        _, lines, _ = self.conn.top(n, count)
+        received = b"".join(line + b"\r\n" for line in lines)
+        entry = self.entry_by_number(n)
+        full = SENT_RETRIEVED[id(entry)]
+        head, _, body = full.partition(b"\r\n\r\n")
+        prefix = head + b"\r\n\r\n" + b"".join(l + b"\r\n" for l in body.split(b"\r\n")[:count])
+        entry["top"] = {"lines": count, "received_size": len(received),
+                        "received_sha256": hashlib.sha256(received).hexdigest(),
+                        "is_retr_prefix": received == prefix}
+
+    def do_DELE(self, n):
+        self.conn.dele(n)
+        self.entry_by_number(n)["fate"] = "deleted"
 
     def do_QUIT(self):
         self.conn.quit()
+        self.finish_retrieval()
 
 
 class ImapClient(Client):
@@ -1107,6 +1842,7 @@ class ImapClient(Client):
         tag = self.conn._new_tag()
         self.conn.tagged_commands.pop(tag, None)   # we read its completion ourselves
         self.s.sent(verb)
+        self.conn.line_pending = True
         return tag
 
     def read_until_tagged(self, tag, continuation_ok=False):
@@ -1117,8 +1853,10 @@ class ImapClient(Client):
                 check(continuation_ok, f"{self.name}: unexpected continuation {line!r}")
                 return "continuation", line[2:].decode("ascii")
             if line.startswith(tag + b" "):
-                status = line.split(b" ", 2)[1].decode("ascii")
-                self.s.answered(status, None)
+                parts = line.split(b" ", 2)
+                status = parts[1].decode("ascii")
+                self.s.answered(status, None,
+                                parts[2].decode(errors="replace") if len(parts) > 2 else "")
                 return "tagged", status
 
     def raw_login(self, user, password, form):
@@ -1153,11 +1891,57 @@ class ImapClient(Client):
         return "failure"
 
     def do_SELECT(self, mailbox):
-        typ, _ = self.conn.select(mailbox)
+        typ, data = self.conn.select(mailbox)
         check(typ == "OK", f"{self.name}: SELECT answered {typ}")
+        self.exists = int(data[0])
+        self.uids = []   # UID of each sequence number, kept up to date below
+
+    def do_FETCH_ALL(self):
+        """FETCH n (UID BODY[]) of every message, one command each."""
+        self.start_retrieval()
+        for n in range(1, self.exists + 1):
+            typ, data = self.conn.fetch(str(n), "(UID BODY[])")
+            check(typ == "OK", f"{self.name}: FETCH {n} answered {typ}")
+            meta, literal = next(item for item in data if isinstance(item, tuple))
+            uid = int(re.search(rb"UID (\d+)", meta).group(1))
+            self.uids.append(uid)
+            self.retrieved_entry(literal, number=n, uid=uid)
+
+    def entry_by_seq(self, n):
+        uid = self.uids[n - 1]
+        return next(e for e in self.s.retrieved if e["uid"] == uid)
+
+    def do_STORE(self, n, flags):
+        typ, _ = self.conn.store(str(n), "+FLAGS", flags)
+        check(typ == "OK", f"{self.name}: STORE answered {typ}")
+        self.entry_by_seq(n).setdefault("flags_added", []).append(flags)
+
+    def do_EXPUNGE(self):
+        typ, data = self.conn.expunge()
+        check(typ == "OK", f"{self.name}: EXPUNGE answered {typ}")
+        for seq in data:
+            if seq is None:
+                continue
+            n = int(seq)
+            self.entry_by_seq(n)["fate"] = "expunged"
+            del self.uids[n - 1]
+
+    def do_CREATE(self, mailbox):
+        typ, _ = self.conn.create(mailbox)
+        check(typ == "OK", f"{self.name}: CREATE {mailbox} answered {typ}")
+
+    def do_MOVE(self, n, mailbox):
+        # imaplib keeps the pre-login capabilities (Dovecot lists MOVE only after
+        # login, in the LOGIN reply's CAPABILITY code): the answer decides.
+        typ, _ = self.conn._simple_command("MOVE", str(n), mailbox)
+        check(typ == "OK", f"{self.name}: MOVE answered {typ}")
+        entry = self.entry_by_seq(n)
+        entry["fate"], entry["moved_to"] = "moved", mailbox
+        del self.uids[n - 1]
 
     def do_LOGOUT(self):
         self.conn.logout()
+        self.finish_retrieval()
 
 
 CLIENTS = {"smtp": SmtpClient, "pop3": Pop3Client, "imap": ImapClient}
@@ -1217,6 +2001,15 @@ def server_versions():
             "imap": ("dovecot", dovecot), "peer": (PEER_SERVER, peer)}
 
 
+def postfix_settings(names):
+    """{parameter: value} as the running Postfix has them (postconf -h)."""
+    conf = os.environ.get("MAILSEC_POSTFIX_CONFIG")
+    cmd = ["postconf", *(["-c", conf] if conf else []), "-h", *names]
+    values = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
+    check(len(values) == len(names), f"postconf gave {values} for {names}")
+    return dict(zip(names, values))
+
+
 def wait_for_delivery():
     """Let Postfix deliver what the SMTP scenarios sent before the POP3/IMAP
     ones look at the mailboxes, so their answers do not depend on timing."""
@@ -1249,7 +2042,8 @@ def run_scenario(sc, outdir, versions):
             for steps in sc["sessions"]:
                 session = Session(sc["protocol"], sc["port"],
                                   transport_of(steps, sc["implicit_tls"]),
-                                  server=PEER_SERVER if peer else None)
+                                  server=PEER_SERVER if peer else None,
+                                  tcp_stream=len(sessions))
                 client = client_class(session, ctx, sc["implicit_tls"], name, sc["host"])
                 for step in steps:
                     client.run(step)
@@ -1274,6 +2068,7 @@ def run_scenario(sc, outdir, versions):
         "transport": transport,
         "expect_detected_by": "port" if sc["port"] in WELL_KNOWN_PORTS else "heuristic",
         "keylog": keys.name if ctx else None,
+        **({"server_settings": postfix_settings(sc["settings"])} if sc["settings"] else {}),
         "sessions": [s.to_json() for s in sessions],
     }
     truth.write_text(json.dumps(doc, indent=2) + "\n")

@@ -125,6 +125,7 @@ render() { sed "s|@RUNDIR@|$RUNDIR|g" "$CONFIG/$1" >"$2"; }
 render main.cf "$RUNDIR/postfix/main.cf"
 render master.cf "$RUNDIR/postfix/master.cf"
 render vmailbox "$RUNDIR/postfix/vmailbox"
+render virtual "$RUNDIR/postfix/virtual"
 render dovecot.conf "$RUNDIR/dovecot/dovecot.conf"
 render users "$RUNDIR/dovecot/users"
 chmod 644 "$RUNDIR/dovecot/users"   # read by Dovecot's auth process (user dovecot)
@@ -158,4 +159,6 @@ for _ in $(seq 100); do
 done
 [ "$(peer_listening)" -eq ${#PEER_PORTS[@]} ] || die "peer.py not listening on $PEER_HOST ${PEER_PORTS[*]}"
 
-MAILSEC_POSTFIX_CONFIG=$RUNDIR/postfix "$PYTHON" "$HERE/driver.py" "$OUTDIR"
+# The driver reads the maildirs for the retrieval scenarios' ground truth.
+MAILSEC_POSTFIX_CONFIG=$RUNDIR/postfix MAILSEC_MAILDIR_BASE=$RUNDIR/mail \
+    "$PYTHON" "$HERE/driver.py" "$OUTDIR"

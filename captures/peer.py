@@ -6,7 +6,8 @@ so this small program plays the server side of those logins for SMTP (port
 25), IMAP (143) and POP3 (110) on 127.0.0.2, while Postfix and Dovecot keep
 127.0.0.1. It speaks just enough of each protocol for Python's smtplib,
 imaplib and poplib (greeting, EHLO / CAPABILITY / CAPA, AUTH / AUTHENTICATE,
-NOOP, QUIT / LOGOUT) and nothing of mail itself. Captures made against it say
+NOOP, QUIT / LOGOUT) and nothing of mail itself, plus SMTP EXPN, which it
+answers 250 with the members of a list (Postfix never does: it has no EXPN). Captures made against it say
 so in their ground truth: "server": "scripted peer (captures/peer.py)".
 
 It checks what it is sent for real:
@@ -17,6 +18,9 @@ It checks what it is sent for real:
   OAUTHBEARER  the bearer token against config/oauth-tokens; a wrong one gets
                the mechanism's JSON error challenge, then a failure;
   GSSAPI       nothing: one opaque blob exchange, then always a failure.
+And EXPN (SMTP): a list of LISTS is expanded (250, one line per member), a
+user of config/users is answered with that one address (250), anything else
+with 550 5.1.1.
 
 usage: peer.py [--host 127.0.0.2] [--smtp 25] [--imap 143] [--pop3 110]
        peer.py --version
@@ -40,11 +44,17 @@ sys.path.insert(0, str(HERE))
 from accounts import load_tokens, load_users  # noqa: E402
 import ntlm  # noqa: E402
 
-VERSION = "mailsec-peer 1.0"
+VERSION = "mailsec-peer 1.1"   # 1.1: SMTP EXPN
 NAME = "peer.mail.test"
 BANNER = "mailsec scripted peer (captures/peer.py)"
 MECHANISMS = ["NTLM", "XOAUTH2", "OAUTHBEARER", "GSSAPI"]
 TIMEOUT = 30
+DOMAIN = "mail.test"
+# EXPN: mailing lists and their members, as RFC 5321 3.5.1 writes them.
+LISTS = {
+    "staff": ["Alice <alice@mail.test>", "Bob <bob@mail.test>", "Carol <carol@mail.test>"],
+    "admins": ["Bob <bob@mail.test>"],
+}
 
 
 USERS = load_users(HERE / "config" / "users")
@@ -243,11 +253,29 @@ class SmtpHandler(Handler):
                            "unknown": "504 5.5.4 Unrecognized authentication type"}[result])
             elif verb in ("NOOP", "RSET"):
                 self.send("250 2.0.0 Ok")
+            elif verb == "EXPN":
+                self.send(*self.expn(args))
             elif verb == "QUIT":
                 self.send("221 2.0.0 Bye")
                 return
             else:
                 self.send("502 5.5.2 Error: command not recognized")
+
+
+    @staticmethod
+    def expn(args):
+        name = args.strip().strip("<>")
+        local = name.split("@", 1)[0].lower()
+        if not name or ("@" in name and not name.lower().endswith("@" + DOMAIN)):
+            return ["550 5.1.1 <%s>: mailing list unknown" % name]
+        if local in LISTS:
+            members = LISTS[local]
+            return ["250-2.1.5 " + m for m in members[:-1]] + ["250 2.1.5 " + members[-1]]
+        user = next((u for u in USERS if u.lower() == local), None)
+        if user is not None:
+            return ["250 2.1.5 %s <%s@%s>" % (user.capitalize(), user, DOMAIN)]
+        log(f"EXPN {name}: unknown")
+        return ["550 5.1.1 <%s>: mailing list unknown" % name]
 
 
 class Pop3Handler(Handler):
