@@ -31,6 +31,21 @@ typedef enum {
     A_MALFORMED_SASL,
     A_DETECTED_BY_CONTENT,
     A_STREAM_GAP,
+    A_AUTH_USER_IN_AUTHZID,
+    A_VRFY_EXPN,
+    A_ENUMERATION,
+    A_SMUGGLING,
+    A_END_ACCEPTED,
+    A_SMUGGLED_ANSWERED,
+    A_MASS_MAILING,
+    A_DUPLICATE_ENVELOPE,
+    A_SENDER_MISMATCH,
+    A_REPLY_TO_MISMATCH,
+    A_DANGEROUS_ATTACHMENT,
+    A_DELETED,
+    A_NO_ENVELOPE,
+    A_BDAT_MISMATCH,
+    A_SCAN_LIMIT,
     A_COUNT
 } alert_id;
 
@@ -66,6 +81,36 @@ static const alert_def alert_defs[A_COUNT] = {
         "Mail protocol recognised from the content" },
     [A_STREAM_GAP] = { "mailsec.sequence.gap", PI_SEQUENCE, PI_WARN,
         "Bytes of the mail session are missing from the capture" },
+    [A_AUTH_USER_IN_AUTHZID] = { "mailsec.auth.user_in_authzid", PI_PROTOCOL, PI_NOTE,
+        "PLAIN with an empty authentication identity: the authorization identity is taken as the user" },
+    [A_VRFY_EXPN] = { "mailsec.enum.vrfy_expn_used", PI_SECURITY, PI_NOTE,
+        "VRFY/EXPN used: the client asks whether a mailbox or list exists" },
+    [A_ENUMERATION] = { "mailsec.enum.enumeration", PI_SECURITY, PI_WARN,
+        "Enumeration: account probes reached the threshold" },
+    [A_SMUGGLING] = { "mailsec.smtp.smuggling", PI_SECURITY, PI_ERROR,
+        "SMTP smuggling: an end-of-data look-alike inside DATA" },
+    [A_END_ACCEPTED] = { "mailsec.smtp.nonstandard_end_accepted", PI_SECURITY, PI_WARN,
+        "The server took a non-standard end of data as the end: it is open to SMTP smuggling" },
+    [A_SMUGGLED_ANSWERED] = { "mailsec.smtp.smuggling_answered", PI_SECURITY, PI_ERROR,
+        "SMTP smuggling worked: the server answered commands smuggled inside DATA" },
+    [A_MASS_MAILING] = { "mailsec.msg.mass_mailing", PI_SECURITY, PI_WARN,
+        "Mass mailing: recipients or messages reached the threshold" },
+    [A_DUPLICATE_ENVELOPE] = { "mailsec.msg.duplicate_envelope", PI_SEQUENCE, PI_NOTE,
+        "Duplicate envelope: the client sent the same MAIL FROM or RCPT TO again in one transaction" },
+    [A_SENDER_MISMATCH] = { "mailsec.msg.sender_mismatch", PI_SECURITY, PI_WARN,
+        "Sender mismatch: the envelope sender's domain differs from the From header's" },
+    [A_REPLY_TO_MISMATCH] = { "mailsec.msg.reply_to_mismatch", PI_SECURITY, PI_NOTE,
+        "Reply-To differs: answers go to another domain than the From header's" },
+    [A_DANGEROUS_ATTACHMENT] = { "mailsec.msg.dangerous_attachment", PI_SECURITY, PI_WARN,
+        "Dangerous attachment" },
+    [A_DELETED] = { "mailsec.msg.deletion", PI_SECURITY, PI_NOTE,
+        "Messages deleted: evidence leaving the server" },
+    [A_NO_ENVELOPE] = { "mailsec.smtp.data_without_envelope", PI_PROTOCOL, PI_WARN,
+        "Message data without an accepted sender and recipient" },
+    [A_BDAT_MISMATCH] = { "mailsec.smtp.bdat_size_mismatch", PI_PROTOCOL, PI_WARN,
+        "BDAT size does not match the data sent" },
+    [A_SCAN_LIMIT] = { "mailsec.msg.scan_limit", PI_PROTOCOL, PI_NOTE,
+        "Message scanning stopped at a limit: MIME nesting or parts" },
 };
 
 static expert_field ei[A_COUNT];
@@ -153,7 +198,12 @@ static bool no_reply(const mailsec_fact *f) { return f->core.starttls_result.res
 static bool secret_in_clear(const mailsec_fact *f)
 {
     const mailsec_attempt *a = f->u.attempt;
-    return a && a->exposed && (a->password || a->token || a->hash);
+    return a && a->exposed && (a->password || a->token || a->hash || a->material);
+}
+
+static bool user_in_authzid(const mailsec_fact *f)
+{
+    return f->u.attempt && f->u.attempt->user_from_authzid;
 }
 
 static bool failed(const mailsec_fact *f) { return f->u.auth_result.result == MS_AUTH_FAILURE; }
@@ -202,7 +252,8 @@ static void msg_cleartext(alert_msg *m, const alert_def *d _U_, const mailsec_fa
 {
     const mailsec_attempt *a = f->u.attempt;
     say(m, "Credentials in clear: %s %s for %s", esc(m->pinfo, a->mechanism),
-        a->password ? "password" : a->token ? "bearer token" : "hash", user_of(m->pinfo, a));
+        a->password ? "password" : a->token ? "bearer token" : a->hash ? "hash" : "verification material",
+        user_of(m->pinfo, a));
 }
 
 static void msg_failed(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
@@ -245,6 +296,205 @@ static void msg_gap(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
         n, plurality(n, "", "s"), f->core.stream_gap.dir == MS_DIR_C2S ? "client" : "server");
 }
 
+/* ---- reconnaissance and messages ---- */
+
+static bool vrfy_expn_request(const mailsec_fact *f)
+{
+    return f->core.probe.verdict == MS_PROBE_PENDING && f->core.probe.command != MS_PROBE_RCPT;
+}
+
+static bool reaches(guint32 n, guint thr)
+{
+    return thr && n == thr;
+}
+
+static bool enumeration(const mailsec_fact *f)
+{
+    const ms_fact_probe *p = &f->core.probe;
+    guint thr = mailsec_prefs.enum_threshold;
+    return p->verdict != MS_PROBE_PENDING && (reaches(p->count, thr) || reaches(p->client_count, thr));
+}
+
+static bool mass_rcpt(const mailsec_fact *f)
+{
+    const ms_fact_envelope *e = &f->core.envelope;
+    guint thr = mailsec_prefs.mass_rcpt_threshold;
+    return e->kind == MS_ENVELOPE_RCPT && (reaches(e->rcpt_count, thr) || reaches(e->client_rcpts, thr));
+}
+
+static bool sent_message(const mailsec_fact *f)
+{
+    return f->core.msg_end.source == MS_BODY_SMTP_DATA || f->core.msg_end.source == MS_BODY_SMTP_BDAT;
+}
+
+static bool mass_messages(const mailsec_fact *f)
+{
+    guint thr = mailsec_prefs.mass_msg_threshold;
+    return sent_message(f) && (reaches(f->core.msg_end.message, thr) || reaches(f->core.msg_end.client_messages, thr));
+}
+
+static bool repeated(const mailsec_fact *f) { return f->core.envelope.repeated; }
+
+/* Domains of two addresses differ (each known, the null sender aside). */
+static bool domains_differ(const char *a, const char *b)
+{
+    if (!a || !b || !*a || !*b)
+        return false;
+    wmem_allocator_t *pool = wmem_packet_scope();
+    const char *da = mailsec_org_domain(pool, a), *db = mailsec_org_domain(pool, b);
+    return da && db && strcmp(da, db) != 0;
+}
+
+static bool sender_mismatch(const mailsec_fact *f)
+{
+    const mailsec_envelope *env = f->u.mail.env;
+    const mailsec_msginfo *mi = f->u.mail.info;
+    return env && mi && domains_differ(env->mail_from, mi->from);
+}
+
+static bool reply_to_mismatch(const mailsec_fact *f)
+{
+    const mailsec_msginfo *mi = f->u.mail.info;
+    return mi && domains_differ(mi->from, mi->reply_to);
+}
+
+static bool dangerous(const mailsec_fact *f)
+{
+    const char *why;
+    return mailsec_dangerous_name(f->u.mail.text, &why);
+}
+
+static const char *seq_text(packet_info *pinfo, const guint8 *b, guint n)
+{
+    wmem_strbuf_t *sb = wmem_strbuf_new(pinfo->pool, "");
+    for (guint i = 0; i < n; i++) {
+        switch (b[i]) {
+        case '\r': wmem_strbuf_append(sb, "<CR>"); break;
+        case '\n': wmem_strbuf_append(sb, "<LF>"); break;
+        case '.': wmem_strbuf_append(sb, "."); break;
+        default: wmem_strbuf_append_printf(sb, "<%02X>", b[i]); break;
+        }
+    }
+    return wmem_strbuf_get_str(sb);
+}
+
+static void msg_vrfy_expn(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "%s used: probe of %s", f->core.probe.command == MS_PROBE_VRFY ? "VRFY" : "EXPN",
+        f->u.mail.text ? esc(m->pinfo, f->u.mail.text) : "(nothing)");
+}
+
+static void msg_enumeration(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Enumeration: %u account probes in this session, %u from this client (threshold %u)",
+        f->core.probe.count, f->core.probe.client_count, mailsec_prefs.enum_threshold);
+}
+
+static void msg_smuggling(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    const ms_fact_smuggling *z = &f->core.smuggling;
+    const char *line = f->u.mail.text2 ? esc(m->pinfo, f->u.mail.text2) : "";
+    say(m, "SMTP smuggling: end-of-data look-alike %s inside DATA of message %u at offset %" PRIu64 "%s%s%s",
+        seq_text(m->pinfo, f->u.mail.bytes, f->u.mail.len), z->message, z->offset,
+        z->command ? ", followed by the smuggled command \"" : "", z->command ? line : "", z->command ? "\"" : "");
+}
+
+static bool smuggled(const mailsec_fact *f) { return !f->core.smuggling.accepted; }
+static bool end_accepted(const mailsec_fact *f) { return f->core.smuggling.accepted; }
+
+static void msg_end_accepted(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "The server answered right after %s in DATA of message %u: it takes a non-standard end of data as "
+        "the end (only <CR><LF>.<CR><LF> is), so it is open to SMTP smuggling",
+        seq_text(m->pinfo, f->u.mail.bytes, f->u.mail.len), f->core.smuggling.message);
+}
+
+static bool first_smuggled_answer(const mailsec_fact *f) { return f->core.smuggled_answered.replies == 1; }
+
+static void msg_smuggled_answered(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "SMTP smuggling worked: the server answers the commands smuggled inside message %u (it took the "
+        "look-alike as the end of data, so the smuggled message was accepted too)", f->core.smuggled_answered.message);
+}
+
+static void msg_mass_rcpt(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Mass mailing: %u recipients in this session, %u from this client (threshold %u)",
+        f->core.envelope.rcpt_count, f->core.envelope.client_rcpts, mailsec_prefs.mass_rcpt_threshold);
+}
+
+static void msg_mass_messages(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Mass mailing: %u messages in this session, %u from this client (threshold %u)",
+        f->core.msg_end.message, f->core.msg_end.client_messages, mailsec_prefs.mass_msg_threshold);
+}
+
+static void msg_duplicate(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Duplicate envelope: %s %s sent again in transaction %u (new bytes, not a TCP retransmission)",
+        f->core.envelope.kind == MS_ENVELOPE_MAIL ? "MAIL FROM" : "RCPT TO",
+        f->u.mail.text ? esc(m->pinfo, f->u.mail.text) : "", f->core.envelope.transaction);
+}
+
+static void msg_sender_mismatch(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Sender mismatch in message %u: envelope sender %s, From header %s", f->core.msg_end.message,
+        esc(m->pinfo, f->u.mail.env->mail_from), esc(m->pinfo, f->u.mail.info->from));
+}
+
+static void msg_reply_to(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Reply-To differs in message %u: From %s, Reply-To %s", f->core.msg_end.message,
+        esc(m->pinfo, f->u.mail.info->from), esc(m->pinfo, f->u.mail.info->reply_to));
+}
+
+static void msg_dangerous(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    const char *why = "";
+    (void)mailsec_dangerous_name(f->u.mail.text, &why);
+    say(m, "Dangerous attachment in message %u: %s (%s)", f->core.msg_attachment.message,
+        esc(m->pinfo, f->u.mail.text), why);
+}
+
+static void msg_deleted(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    const ms_fact_deleted *x = &f->core.deleted;
+    if (x->expunged && !x->added)
+        say(m, "Messages deleted: %u expunged for good", x->expunged);
+    else
+        say(m, "Messages deleted: %u by %s, %u so far in this session", x->added, x->how ? x->how : "?", x->total);
+}
+
+static void msg_no_envelope(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    const ms_fact_no_envelope *x = &f->core.no_envelope;
+    say(m, "%s without an accepted %s: the server's replies refused or never saw them",
+        x->bdat ? "BDAT" : "DATA", !x->mail_accepted ? "MAIL FROM" : "RCPT TO");
+}
+
+static void msg_bdat(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    const ms_fact_bdat_mismatch *x = &f->core.bdat_mismatch;
+    say(m, "BDAT size does not match the data: %s (announced %" PRIu64 " bytes)",
+        x->problem == MS_BDAT_ANSWERED_EARLY ? "the server answered before the announced bytes came"
+                                             : "what followed the announced bytes is no command",
+        x->announced);
+}
+
+/* A message built to defeat scanners (nesting, part counts) is worth a note;
+ * a long header or many URLs are ordinary. */
+static bool structural_limit(const mailsec_fact *f)
+{
+    const char *w = f->u.mail.text;
+    return w && (strcmp(w, "depth") == 0 || strcmp(w, "parts") == 0);
+}
+
+static void msg_limit(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Message %u: scanning stopped at the %s limit; the rest is hashed but not examined",
+        f->core.msg_limit.message, f->u.mail.text ? f->u.mail.text : "?");
+}
+
 typedef struct {
     ms_fact_kind fact;
     bool (*when)(const mailsec_fact *f);   /* NULL: always */
@@ -261,12 +511,28 @@ static const alert_rule rules[] = {
     { MS_FACT_STARTTLS_RESULT, no_reply, A_STARTTLS_NO_REPLY, msg_summary, false },
     { MS_FACT_LINE_TOO_LONG, NULL, A_LINE_TOO_LONG, msg_line_too_long, true },
     { MS_FACT_AUTH_REQUEST, secret_in_clear, A_AUTH_CLEARTEXT, msg_cleartext, false },
+    { MS_FACT_AUTH_REQUEST, user_in_authzid, A_AUTH_USER_IN_AUTHZID, msg_summary, false },
     { MS_FACT_AUTH_RESULT, failed, A_AUTH_FAILED, msg_failed, false },
     { MS_FACT_AUTH_RESULT, brute_force, A_AUTH_BRUTE_FORCE, msg_brute_force, false },
     { MS_FACT_AUTH_RESULT, success_after_failures, A_AUTH_SUCCESS_AFTER_FAILURES, msg_success_after_failures, false },
     { MS_FACT_AUTH_MALFORMED, NULL, A_MALFORMED_SASL, msg_malformed, false },
     { MS_FACT_PROTO, NULL, A_DETECTED_BY_CONTENT, msg_detected, false },
     { MS_FACT_STREAM_GAP, NULL, A_STREAM_GAP, msg_gap, false },
+    { MS_FACT_PROBE, vrfy_expn_request, A_VRFY_EXPN, msg_vrfy_expn, false },
+    { MS_FACT_PROBE, enumeration, A_ENUMERATION, msg_enumeration, false },
+    { MS_FACT_SMUGGLING, smuggled, A_SMUGGLING, msg_smuggling, false },
+    { MS_FACT_SMUGGLING, end_accepted, A_END_ACCEPTED, msg_end_accepted, false },
+    { MS_FACT_SMUGGLED_ANSWERED, first_smuggled_answer, A_SMUGGLED_ANSWERED, msg_smuggled_answered, false },
+    { MS_FACT_ENVELOPE, mass_rcpt, A_MASS_MAILING, msg_mass_rcpt, false },
+    { MS_FACT_MSG_END, mass_messages, A_MASS_MAILING, msg_mass_messages, false },
+    { MS_FACT_ENVELOPE, repeated, A_DUPLICATE_ENVELOPE, msg_duplicate, false },
+    { MS_FACT_MSG_END, sender_mismatch, A_SENDER_MISMATCH, msg_sender_mismatch, false },
+    { MS_FACT_MSG_END, reply_to_mismatch, A_REPLY_TO_MISMATCH, msg_reply_to, false },
+    { MS_FACT_MSG_ATTACHMENT, dangerous, A_DANGEROUS_ATTACHMENT, msg_dangerous, false },
+    { MS_FACT_DELETED, NULL, A_DELETED, msg_deleted, false },
+    { MS_FACT_NO_ENVELOPE, NULL, A_NO_ENVELOPE, msg_no_envelope, false },
+    { MS_FACT_BDAT_MISMATCH, NULL, A_BDAT_MISMATCH, msg_bdat, false },
+    { MS_FACT_MSG_LIMIT, structural_limit, A_SCAN_LIMIT, msg_limit, false },
 };
 
 static int expert_tap = -1;

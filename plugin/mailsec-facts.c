@@ -85,6 +85,7 @@ static mailsec_attempt *new_attempt(mailsec_keep_ctx *kc, unsigned number, const
         a->realm = c->realm.len ? copy_small(&c->realm, NULL) : NULL;
         a->workstation = c->workstation.len ? copy_small(&c->workstation, NULL) : NULL;
         a->material = copy_large(&c->material);
+        a->user_from_authzid = c->user_from_authzid;
     }
     kc->mc->last_attempt = a;
     return a;
@@ -249,6 +250,21 @@ static const mailsec_fact_def fact_defs[MS_FACT_KIND_END] = {
     [MS_FACT_AUTH_RESULT] = { "auth-result", MAILSEC_GROUP_AUTH, keep_auth_result, render_auth_result },
     [MS_FACT_AUTH_MALFORMED] = { "auth-malformed", MAILSEC_GROUP_NONE, NULL, NULL },
     [MS_FACT_STREAM_GAP] = { "stream-gap", MAILSEC_GROUP_NONE, NULL, NULL },
+    [MS_FACT_REPLY] = { "reply", MAILSEC_GROUP_MAIL, NULL, mailsec_render_reply },
+    [MS_FACT_PROBE] = { "probe", MAILSEC_GROUP_MAIL, mailsec_keep_text, mailsec_render_probe },
+    [MS_FACT_HELO] = { "helo", MAILSEC_GROUP_MAIL, mailsec_keep_text, mailsec_render_helo },
+    [MS_FACT_ENVELOPE] = { "envelope", MAILSEC_GROUP_MAIL, mailsec_keep_envelope, mailsec_render_envelope },
+    [MS_FACT_NO_ENVELOPE] = { "no-envelope", MAILSEC_GROUP_NONE, NULL, NULL },
+    [MS_FACT_BDAT_MISMATCH] = { "bdat-mismatch", MAILSEC_GROUP_NONE, NULL, NULL },
+    [MS_FACT_SMUGGLING] = { "smuggling", MAILSEC_GROUP_MAIL, mailsec_keep_smuggling, mailsec_render_smuggling },
+    [MS_FACT_MSG_HEADER] = { "msg-header", MAILSEC_GROUP_MAIL, mailsec_keep_header, mailsec_render_header },
+    [MS_FACT_MSG_ATTACHMENT] = { "msg-attachment", MAILSEC_GROUP_MAIL, mailsec_keep_attachment,
+                                 mailsec_render_attachment },
+    [MS_FACT_MSG_URL] = { "msg-url", MAILSEC_GROUP_MAIL, mailsec_keep_text, mailsec_render_url },
+    [MS_FACT_MSG_LIMIT] = { "msg-limit", MAILSEC_GROUP_MAIL, mailsec_keep_text, mailsec_render_msg_limit },
+    [MS_FACT_MSG_END] = { "msg-end", MAILSEC_GROUP_MAIL, mailsec_keep_msg_end, mailsec_render_msg_end },
+    [MS_FACT_DELETED] = { "deleted", MAILSEC_GROUP_MAIL, NULL, mailsec_render_deleted },
+    [MS_FACT_SMUGGLED_ANSWERED] = { "smuggled-answered", MAILSEC_GROUP_NONE, NULL, NULL },
 };
 
 const mailsec_fact_def *mailsec_fact_def_of(ms_fact_kind kind)
@@ -257,9 +273,43 @@ const mailsec_fact_def *mailsec_fact_def_of(ms_fact_kind kind)
     return (unsigned)kind < MS_FACT_KIND_END && fact_defs[kind].name ? &fact_defs[kind] : &none;
 }
 
+/* How much of the payload union each kind uses: a reply fact (a third of
+ * the frames) need not carry the size of the largest payload. */
+static size_t payload_size(ms_fact_kind kind)
+{
+    static const size_t sizes[MS_FACT_KIND_END] = {
+        [MS_FACT_PROTO] = sizeof(ms_fact_proto),
+        [MS_FACT_STARTTLS_RESULT] = sizeof(ms_fact_starttls_result),
+        [MS_FACT_TLS_BEGIN] = sizeof(ms_fact_tls_begin),
+        [MS_FACT_STARTTLS_INJECTED] = sizeof(ms_fact_injected),
+        [MS_FACT_LINE_TOO_LONG] = sizeof(ms_fact_line_too_long),
+        [MS_FACT_AUTH_START] = sizeof(ms_fact_auth_start),
+        [MS_FACT_AUTH_REQUEST] = sizeof(ms_fact_auth_request),
+        [MS_FACT_AUTH_RESULT] = sizeof(ms_fact_auth_result),
+        [MS_FACT_AUTH_MALFORMED] = sizeof(ms_fact_auth_malformed),
+        [MS_FACT_STREAM_GAP] = sizeof(ms_fact_stream_gap),
+        [MS_FACT_REPLY] = sizeof(ms_fact_reply),
+        [MS_FACT_PROBE] = sizeof(ms_fact_probe),
+        [MS_FACT_HELO] = sizeof(ms_fact_text),
+        [MS_FACT_ENVELOPE] = sizeof(ms_fact_envelope),
+        [MS_FACT_NO_ENVELOPE] = sizeof(ms_fact_no_envelope),
+        [MS_FACT_BDAT_MISMATCH] = sizeof(ms_fact_bdat_mismatch),
+        [MS_FACT_SMUGGLING] = sizeof(ms_fact_smuggling),
+        [MS_FACT_MSG_HEADER] = sizeof(ms_fact_msg_header),
+        [MS_FACT_MSG_ATTACHMENT] = sizeof(ms_fact_msg_attachment),
+        [MS_FACT_MSG_URL] = sizeof(ms_fact_msg_url),
+        [MS_FACT_MSG_LIMIT] = sizeof(ms_fact_msg_limit),
+        [MS_FACT_MSG_END] = sizeof(ms_fact_msg_end),
+        [MS_FACT_DELETED] = sizeof(ms_fact_deleted),
+        [MS_FACT_SMUGGLED_ANSWERED] = sizeof(ms_fact_smuggled_answered),
+    };
+    return (unsigned)kind < MS_FACT_KIND_END ? sizes[kind] : 0;
+}
+
 mailsec_fact *mailsec_fact_keep(mailsec_keep_ctx *kc, const ms_fact *f)
 {
-    mailsec_fact *mf = wmem_new0(wmem_file_scope(), mailsec_fact);
+    size_t psize = payload_size(f->kind);
+    mailsec_fact *mf = (mailsec_fact *)wmem_alloc0(wmem_file_scope(), offsetof(mailsec_fact, core) + psize);
     mf->kind = f->kind;
     mf->start = -1;
     /* the fact's bytes, when they lie whole in this frame */
@@ -274,7 +324,7 @@ mailsec_fact *mailsec_fact_keep(mailsec_keep_ctx *kc, const ms_fact *f)
             }
         }
     }
-    mf->core = f->u;
+    memcpy(&mf->core, &f->u, psize);
     const mailsec_fact_def *d = mailsec_fact_def_of(f->kind);
     if (d->keep)
         d->keep(kc, mf, f);

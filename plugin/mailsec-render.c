@@ -16,6 +16,7 @@ static int hf_mailsec_transport = -1;
 static int hf_mailsec_decrypted = -1;
 static int hf_mailsec_direction = -1;
 static int hf_mailsec_session_auth_user = -1;
+static int hf_mailsec_retransmission = -1;
 static int hf_mailsec_starttls_boundary = -1;
 static int hf_mailsec_starttls_cleartext_bytes = -1;
 
@@ -56,7 +57,7 @@ bool mailsec_render_wanted(proto_tree *tree)
 static void render_group(mailsec_render_ctx *rc, mailsec_group g)
 {
     const mailsec_frame *fr = rc->fr;
-    if (g == MAILSEC_GROUP_AUTH) {
+    if (g == MAILSEC_GROUP_AUTH || g == MAILSEC_GROUP_MAIL) {
         for (const mailsec_fact *f = fr->facts; f; f = f->next) {
             const mailsec_fact_def *d = mailsec_fact_def_of(f->kind);
             if (d->group == g && d->render)
@@ -119,9 +120,12 @@ void mailsec_render(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const m
                                                    fr->dir == MS_DIR_C2S ? "to-server" : "to-client"));
     if (fr->auth_user)
         mailsec_add_text(mt, hf_mailsec_session_auth_user, tvb, 0, 0, fr->auth_user, false);
+    if (fr->retransmission)
+        proto_item_set_generated(proto_tree_add_boolean(mt, hf_mailsec_retransmission, tvb, 0, 0, TRUE));
     mailsec_render_ctx rc = { pinfo, mt, NULL, tvb, fr };
     render_starttls(&rc);
     render_group(&rc, MAILSEC_GROUP_AUTH);
+    render_group(&rc, MAILSEC_GROUP_MAIL);
     mailsec_alerts_add(pinfo, mt, tvb, fr);
 }
 
@@ -149,6 +153,10 @@ void mailsec_render_register(int proto_id)
         { &hf_mailsec_starttls_cleartext_bytes,
           { "Bytes in clear before TLS", "mailsec.starttls.cleartext_bytes", FT_UINT64, BASE_DEC, NULL, 0x0,
             "Payload bytes both sides exchanged in clear before the boundary", HFILL } },
+        { &hf_mailsec_retransmission,
+          { "TCP retransmission", "mailsec.retransmission", FT_BOOLEAN, BASE_NONE, NULL, 0x0,
+            "Every byte of this segment was sent before: analysed once, nothing in it counted again "
+            "(a repeated command in new bytes is mailsec.msg.repeated)", HFILL } },
         { &hf_mailsec_session_auth_user,
           { "Logged-in user", "mailsec.session.auth_user", FT_STRING, BASE_NONE, NULL, 0x0,
             "The user of the session's last successful login", HFILL } },

@@ -224,6 +224,10 @@ static bool adopt(mailsec_conv *mc, conversation_t *conv, packet_info *pinfo, ms
     ms_session_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.max_line = mailsec_prefs.max_line;
+    cfg.msg_max_header = mailsec_prefs.msg_max_header;
+    cfg.msg_max_depth = mailsec_prefs.msg_max_depth;
+    cfg.msg_max_parts = mailsec_prefs.msg_max_parts;
+    cfg.msg_max_urls = mailsec_prefs.msg_max_urls;
 
     port_class dst = classify_port(pinfo->destport);
     port_class src = classify_port(pinfo->srcport);
@@ -284,13 +288,15 @@ static bool adopt(mailsec_conv *mc, conversation_t *conv, packet_info *pinfo, ms
 /* Once both sides have closed (FIN each way, nothing held for a hole) or an
  * in-sequence RST ended the stream, the parser state goes: only what
  * rendering needs stays (the per-frame records, the attempts, the strings). */
-static void maybe_release(mailsec_conv *mc, ms_dir dir, const mailsec_tcp *t, guint32 rst_next)
+static void maybe_release(mailsec_conv *mc, ms_dir dir, const mailsec_tcp *t, guint32 rst_next,
+                          const ms_feed_ctx *feed)
 {
     if (t->fin)
         mc->fin_seen[dir] = true;
     bool over = (mc->fin_seen[MS_DIR_C2S] && mc->fin_seen[MS_DIR_S2C]) || (t->rst && t->seq == rst_next);
     if (!over || ms_seq_waiting(&mc->seq[MS_DIR_C2S]) || ms_seq_waiting(&mc->seq[MS_DIR_S2C]))
         return;
+    ms_session_finish(mc->core, feed); /* what never got its answer says so on this frame */
     mc->final_proto = (guint8)ms_session_proto(mc->core);
     mc->final_detect = (guint8)ms_session_detect(mc->core);
     mc->final_transport = (guint8)ms_session_frame_transport(mc->core, G_MAXUINT32);
@@ -310,7 +316,7 @@ static bool same_record(const mailsec_frame *a, const mailsec_frame *b)
     return a && !a->facts && !b->facts && a->proto == b->proto && a->detected_by == b->detected_by &&
            a->transport == b->transport && a->decrypted == b->decrypted && a->dir == b->dir &&
            a->stream == b->stream && a->boundary == b->boundary && a->cleartext_bytes == b->cleartext_bytes &&
-           a->auth_user == b->auth_user;
+           a->auth_user == b->auth_user && a->retransmission == b->retransmission;
 }
 
 /* fr is built on the stack; it is copied out only when it differs from the
@@ -426,6 +432,8 @@ static mailsec_frame *analyse_frame(packet_info *pinfo)
     if (t.syn) {
         ms_seq_syn(&mc->seq[dir], t.seq);
     } else if (t.len > 0) {
+        /* bytes the stream already had: a TCP retransmission, analysed once */
+        fr->retransmission = mc->seq[dir].init && (gint32)(t.seq + t.len - mc->seq[dir].next) <= 0;
         ms_seq_segment(&mc->seq[dir], t.seq, bytes, (size_t)t.captured, t.len, feed_segment, &sf[dir]);
     }
     if (t.rst) {
@@ -454,7 +462,7 @@ static mailsec_frame *analyse_frame(packet_info *pinfo)
         fr->cleartext_bytes = ms_session_cleartext_bytes(mc->core);
     }
     if (!t.syn)
-        maybe_release(mc, dir, &t, rst_next);
+        maybe_release(mc, dir, &t, rst_next, &feed);
     return keep_record(mc, pinfo, fr);
 }
 

@@ -43,6 +43,14 @@ typedef struct {
     guint max_line;
     guint brute_force_threshold;
     mailsec_pref_bool hide_secrets;
+    guint enum_threshold;
+    guint mass_rcpt_threshold;
+    guint mass_msg_threshold;
+    const char *dangerous_extensions;
+    guint msg_max_header;
+    guint msg_max_depth;
+    guint msg_max_parts;
+    guint msg_max_urls;
 } mailsec_prefs_t;
 
 extern mailsec_prefs_t mailsec_prefs;
@@ -72,6 +80,9 @@ typedef struct {
     struct mailsec_attempt *last_attempt;
     const char *auth_user;  /* file-scope copy of the core's, for rendering */
     unsigned auth_user_gen;
+    /* messages: the SMTP transaction, and the message being read per direction */
+    struct mailsec_envelope *envelope;
+    struct mailsec_msginfo *msginfo[2];
     /* the last records stored per direction, shared by frames that say the same */
     struct mailsec_frame_s *last_record[2][2];
     /* the end of the session: the parser is released, its last state kept */
@@ -165,6 +176,7 @@ typedef struct mailsec_attempt {
     const char *workstation;
     const char *material;
     bool exposed;           /* not under TLS */
+    bool user_from_authzid; /* PLAIN with an empty authcid: the authzid is the user */
     guint8 proto;           /* ms_proto */
     guint32 request_frame;
     guint32 result_frame;   /* 0 until the verdict is seen */
@@ -178,7 +190,6 @@ typedef struct mailsec_fact {
     ms_fact_kind kind;
     gint start;         /* the bytes of this frame that told it; -1: none */
     gint length;
-    ms_fact_payload core;
     union {
         struct {
             ms_dir dir;
@@ -197,9 +208,40 @@ typedef struct mailsec_fact {
             guint32 session_failures;
             guint32 client_failures;
         } auth_result;
+        /* probe target, HELO name, header value, URL, limit, envelope address */
+        struct {
+            const char *text;
+            const char *text2;     /* attachment: content type; smuggling: the line after */
+            const char *hex;       /* SHA-256, lower-case hex */
+            const guint8 *bytes;   /* smuggling: the sequence */
+            guint len;
+            struct mailsec_envelope *env; /* message end, envelope: the transaction's */
+            struct mailsec_msginfo *info; /* message end: what its headers said */
+        } mail;
     } u;
     struct mailsec_fact *next;
+    /* last: a fact is allocated only as long as its kind's payload
+     * (mailsec_fact_keep), so read only the member of its kind */
+    ms_fact_payload core;
 } mailsec_fact;
+
+/* One SMTP transaction's envelope as the first pass saw it; a new MAIL FROM
+ * starts a new one, so messages already kept keep theirs. */
+#define MAILSEC_RCPT_KEEP 64
+typedef struct mailsec_envelope {
+    guint transaction;
+    const char *mail_from;
+    const char *rcpt[MAILSEC_RCPT_KEEP];
+    guint nrcpt;        /* kept */
+    guint rcpts;        /* sent */
+} mailsec_envelope;
+
+/* What the headers of one message said, for judging it at its end. */
+typedef struct mailsec_msginfo {
+    guint number;
+    const char *from;       /* the From header's address */
+    const char *reply_to;   /* the Reply-To header's address */
+} mailsec_msginfo;
 
 /* Longest piece of injected plaintext kept as evidence per frame. */
 #define MAILSEC_EVIDENCE_MAX 512
@@ -210,6 +252,7 @@ typedef struct mailsec_frame_s {
     guint8 detected_by;
     guint8 transport;
     bool decrypted;
+    bool retransmission; /* every byte of the segment was analysed already */
     guint8 dir;     /* ms_dir of the frame */
     guint32 stream;
     guint32 boundary;
@@ -247,7 +290,8 @@ typedef struct {
 typedef enum {
     MAILSEC_GROUP_NONE = 0, /* not drawn (alerts may still read it) */
     MAILSEC_GROUP_STARTTLS, /* under "STARTTLS", in table order, first of a kind only */
-    MAILSEC_GROUP_AUTH      /* in the mailsec tree, in the order they happened */
+    MAILSEC_GROUP_AUTH,     /* in the mailsec tree, in the order they happened */
+    MAILSEC_GROUP_MAIL      /* the same, after the logins: replies, probes, envelope, messages */
 } mailsec_group;
 
 typedef struct {
@@ -263,6 +307,34 @@ const mailsec_fact_def *mailsec_fact_def_of(ms_fact_kind kind);
 /* Keep one fact of the frame: the table's keep, plus its bytes in the frame. */
 mailsec_fact *mailsec_fact_keep(mailsec_keep_ctx *kc, const ms_fact *f);
 void mailsec_facts_register(int proto);
+
+/* ---- mailsec-mail.c: replies, probes, envelope, messages ---- */
+void mailsec_mail_register(int proto);
+void mailsec_keep_reply(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
+void mailsec_keep_text(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
+void mailsec_keep_envelope(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
+void mailsec_keep_header(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
+void mailsec_keep_attachment(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
+void mailsec_keep_msg_end(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
+void mailsec_keep_smuggling(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
+void mailsec_render_reply(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_probe(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_helo(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_envelope(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_header(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_attachment(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_url(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_msg_limit(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_msg_end(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_deleted(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_smuggling(mailsec_render_ctx *rc, const mailsec_fact *f);
+/* The domain an address belongs to, for comparing senders: the part after
+ * the last '@', lower case, cut to its last two labels (three under a short
+ * second-level label: co.uk). NULL when there is none. */
+const char *mailsec_org_domain(wmem_allocator_t *pool, const char *addr);
+/* Is this file name one the preference's list calls dangerous? why gets the reason. */
+bool mailsec_dangerous_name(const char *name, const char **why);
+const char *mailsec_body_source_name(unsigned source);
 
 /* ---- mailsec-render.c ---- */
 

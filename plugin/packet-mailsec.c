@@ -24,7 +24,14 @@ static dissector_handle_t smtp_handle;
 static dissector_handle_t pop_handle;
 static dissector_handle_t imap_handle;
 
-mailsec_prefs_t mailsec_prefs = { NULL, NULL, NULL, NULL, NULL, NULL, TRUE, 4096, 5, FALSE };
+/* What an attachment's last extension must not be: programs, scripts,
+ * shortcuts, disk images and macro-enabled documents. */
+#define MAILSEC_DANGEROUS_DEFAULT \
+    "exe,scr,com,pif,bat,cmd,vbs,vbe,js,jse,wsf,wsh,hta,msi,msp,jar,ps1,psm1,lnk,cpl,reg,chm,scf,iso,img,vhd,vhdx," \
+    "dll,apk,application,gadget,docm,dotm,xlsm,xltm,xlam,pptm,potm,ppam,sldm"
+
+mailsec_prefs_t mailsec_prefs = { NULL, NULL, NULL, NULL, NULL, NULL, TRUE, 4096, 5, FALSE, 3, 50, 20,
+                                  MAILSEC_DANGEROUS_DEFAULT, 1024, 32, 256, 64 };
 
 dissector_handle_t mailsec_builtin_handle(ms_proto p)
 {
@@ -76,6 +83,7 @@ void proto_register_mailsec(void)
     proto_mailsec = proto_register_protocol("Mail Forensics", "MAILSEC", "mailsec");
     mailsec_render_register(proto_mailsec);
     mailsec_facts_register(proto_mailsec);
+    mailsec_mail_register(proto_mailsec);
     mailsec_alerts_register(proto_mailsec);
     mailsec_tap_register();
 
@@ -109,6 +117,28 @@ void proto_register_mailsec(void)
     prefs_register_uint_preference(m, "brute_force_threshold", "Brute-force threshold",
         "Failed logins in one session, or from one client address, that raise a brute-force alert",
         10, &mailsec_prefs.brute_force_threshold);
+    prefs_register_uint_preference(m, "enum_threshold", "Enumeration threshold",
+        "VRFY, EXPN and refused RCPT probes in one session, or from one client address, that raise an "
+        "enumeration alert", 10, &mailsec_prefs.enum_threshold);
+    prefs_register_uint_preference(m, "mass_rcpt_threshold", "Mass-mailing threshold: recipients",
+        "RCPT TO in one session, or from one client address, that raise a mass-mailing alert",
+        10, &mailsec_prefs.mass_rcpt_threshold);
+    prefs_register_uint_preference(m, "mass_msg_threshold", "Mass-mailing threshold: messages",
+        "Messages sent in one session, or from one client address, that raise a mass-mailing alert",
+        10, &mailsec_prefs.mass_msg_threshold);
+    prefs_register_string_preference(m, "dangerous_extensions", "Dangerous attachment extensions",
+        "File name extensions (comma separated) that raise a dangerous-attachment alert",
+        &mailsec_prefs.dangerous_extensions);
+    prefs_register_uint_preference(m, "msg_max_header", "Longest header kept (bytes)",
+        "Header values longer than this are cut (mailsec.msg.header_cut)", 10, &mailsec_prefs.msg_max_header);
+    prefs_register_uint_preference(m, "msg_max_depth", "MIME nesting followed",
+        "Deeper parts are hashed with their parent but not examined (mailsec.msg.limit)", 10,
+        &mailsec_prefs.msg_max_depth);
+    prefs_register_uint_preference(m, "msg_max_parts", "MIME parts examined per message",
+        "Later parts are hashed with the message but not examined (mailsec.msg.limit)", 10,
+        &mailsec_prefs.msg_max_parts);
+    prefs_register_uint_preference(m, "msg_max_urls", "URLs reported per message",
+        "More are not reported (mailsec.msg.limit)", 10, &mailsec_prefs.msg_max_urls);
     prefs_register_bool_preference(m, "hide_secrets", "Hide secrets",
         "Show passwords and tokens as ******** (users and hashes stay), for screenshots and reports",
         &mailsec_prefs.hide_secrets);

@@ -64,7 +64,12 @@ FIELDS = ["tcp.stream", "frame.number", "ip.src", "ipv6.src", "tcp.srcport", "ip
           "mailsec.starttls.cleartext_bytes", "mailsec.starttls.injected",
           "mailsec.auth.attempt", "mailsec.auth.mechanism", "mailsec.auth.username",
           "mailsec.auth.password", "mailsec.auth.hash", "mailsec.auth.token", "mailsec.auth.material",
-          "mailsec.auth.result", "mailsec.auth.exposed"]
+          "mailsec.auth.result", "mailsec.auth.exposed",
+          "mailsec.enum.command", "mailsec.enum.verdict", "mailsec.msg.count", "mailsec.msg.rcpt_count",
+          "mailsec.msg.attachment", "mailsec.msg.deleted", "mailsec.msg.expunged", "mailsec.msg.source"]
+# Fields that occur several times on one frame, counted whole (the rest: first occurrence).
+LIST_FIELDS = ("mailsec.enum.command", "mailsec.enum.verdict", "mailsec.msg.attachment", "mailsec.msg.source",
+               "mailsec.msg.count", "mailsec.msg.expunged")
 # Generated on each alert, in the same order on a frame (see README, Expert info).
 ALERT_FIELDS = ["mailsec.alert", "mailsec.alert.name", "mailsec.alert.severity"]
 # Joins the occurrences of a field: a control byte, which tshark and mailsec escape in values.
@@ -451,6 +456,8 @@ def sessions(rows, with_alerts):
             continue
         all_values = dict(zip(names, cols))
         r = {k: v.split(AGGREGATOR)[0] for k, v in all_values.items()}
+        for k in LIST_FIELDS:
+            r[k + "[]"] = [v for v in all_values[k].split(AGGREGATOR) if v]
         by.setdefault(r["tcp.stream"], []).append(r)
         if with_alerts and all_values["mailsec.alert"]:
             msgs = all_values["mailsec.alert"].split(AGGREGATOR)
@@ -496,6 +503,7 @@ def columns(frames):
     logins = describe_logins(frames)
     if logins:
         notes.append(logins)
+    notes += describe_mail(frames)
     return ["stream %s" % frames[0]["tcp.stream"], "%s -> %s" % (client, server), last["mailsec.proto"],
             transport, "detected by %s" % last["mailsec.detected_by"], "; ".join(notes)]
 
@@ -555,6 +563,40 @@ def describe_logins(frames):
     return "login%s: %s%s" % ("" if len(texts) == 1 else "s", ", ".join(shown_runs), more)
 
 
+def describe_mail(frames):
+    """Probes by verdict, messages, recipients, attachments and deletions of a session."""
+    notes = []
+    verdicts = collections.Counter(v for r in frames for v in r["mailsec.enum.verdict[]"])
+    commands = collections.Counter()
+    for r in frames:
+        # a probe's command comes with its verdict on the reply (requests carry no verdict)
+        cmds, vs = r["mailsec.enum.command[]"], r["mailsec.enum.verdict[]"]
+        if vs:
+            commands.update(cmds[-len(vs):] if len(cmds) >= len(vs) else cmds)
+    if verdicts:
+        notes.append("probes: %d (%s; %s)" % (
+            sum(verdicts.values()), ", ".join("%s %d" % kv for kv in sorted(commands.items())),
+            ", ".join("%s %d" % kv for kv in sorted(verdicts.items()))))
+    sources = collections.Counter(v for r in frames for v in r["mailsec.msg.source[]"])
+    rcpts = max((int(r["mailsec.msg.rcpt_count"]) for r in frames if r["mailsec.msg.rcpt_count"]), default=0)
+    if sources:
+        text = "messages: %d (%s)" % (sum(sources.values()),
+                                      ", ".join("%s %d" % kv for kv in sorted(sources.items())))
+        if rcpts:
+            text += ", %d recipient%s" % (rcpts, "" if rcpts == 1 else "s")
+        attachments = sum(len(r["mailsec.msg.attachment[]"]) for r in frames)
+        if attachments:
+            text += ", %d attachment%s" % (attachments, "" if attachments == 1 else "s")
+        notes.append(text)
+    elif rcpts:
+        notes.append("%d recipient%s, no message" % (rcpts, "" if rcpts == 1 else "s"))
+    deleted = max((int(r["mailsec.msg.deleted"]) for r in frames if r["mailsec.msg.deleted"]), default=0)
+    expunged = sum(int(v) for r in frames for v in r["mailsec.msg.expunged[]"])
+    if deleted or expunged:
+        notes.append("deleted: %d%s" % (deleted, ", %d expunged" % expunged if expunged else ""))
+    return notes
+
+
 def frame_list(frames):
     if len(frames) == 1:
         return "frame %d" % frames[0]
@@ -598,7 +640,14 @@ def report(stage, inp, with_alerts):
     print("== %s%s: %d mail session%s" % (shown(inp.label), " (with TLS keys)" if inp.keylogs else "",
                                           len(found), "" if len(found) == 1 else "s"))
     if found:
-        lines = table([[shown(c) for c in columns(frames)] for frames in found.values()])
+        cols = []
+        for stream, frames in found.items():
+            c = columns(frames)
+            n = sum(1 for a in alerts.get(stream, []) if a[1] in SEVERITIES)
+            if n:
+                c[-1] = "; ".join(x for x in (c[-1], "%d alert%s" % (n, "" if n == 1 else "s")) if x)
+            cols.append(c)
+        lines = table([[shown(c) for c in row] for row in cols])
         for stream, line in zip(found, lines):
             print(("  " + line).rstrip())
             for a in alert_lines(alerts.get(stream, [])):

@@ -64,6 +64,25 @@ static void emit_start(ms_session *s)
     ms_emit_fact(s, &f);
 }
 
+/* Each decoded client message of an unknown mechanism, appended to the
+ * material (bounded by its size; one space between messages). */
+static void keep_message(ms_creds *c, const uint8_t *m, size_t n)
+{
+    ms_str_large *f = &c->material;
+    size_t room = MS_STR_LARGE - f->len;
+    if (f->len && room) {
+        f->s[f->len++] = ' ';
+        room--;
+    }
+    size_t take = n < room ? n : room;
+    memcpy(f->s + f->len, m, take);
+    f->len += take;
+    f->s[f->len] = '\0';
+    f->set = true;
+    if (take < n)
+        f->truncated = true;
+}
+
 /* One decoded SASL message from the client, by mechanism. */
 static void client_message(ms_session *s, const uint8_t *m, size_t n)
 {
@@ -137,6 +156,8 @@ static void client_message(ms_session *s, const uint8_t *m, size_t n)
         /* GSSAPI, EXTERNAL, ANONYMOUS, unknown: the mechanism and who tried */
         if (c->mech == MS_MECH_ANONYMOUS && k == 1)
             ms_str_small_set(&c->username, m, n); /* trace information */
+        if (c->mech == MS_MECH_OTHER)
+            keep_message(c, m, n); /* a vendor mechanism: what the client said, for the analyst */
         emit_request(s);
         break;
     }
@@ -229,6 +250,25 @@ bool ms_auth_in_sasl(const ms_session *s)
 bool ms_auth_expects_response(const ms_session *s)
 {
     return s->auth.active && s->auth.challenge_open;
+}
+
+bool ms_auth_line_is_command(const uint8_t *p, size_t n, const char *const *verbs)
+{
+    if (memchr(p, ' ', n))
+        return true;
+    for (; verbs && *verbs; verbs++)
+        if (ms_token_is(p, n, *verbs))
+            return true;
+    return false;
+}
+
+void ms_auth_abandon(ms_session *s)
+{
+    ms_auth *a = &s->auth;
+    if (!a->active)
+        return;
+    emit_request(s); /* what the client had sent of it; no verdict in the capture */
+    ms_auth_reset(s);
 }
 
 void ms_auth_client_line(ms_session *s, const uint8_t *line, size_t len)

@@ -106,6 +106,20 @@ typedef enum {
     MS_FACT_AUTH_RESULT,       /* .auth_result: the server's verdict */
     MS_FACT_AUTH_MALFORMED,    /* .auth_malformed */
     MS_FACT_STREAM_GAP,        /* .stream_gap: bytes missing from the capture */
+    MS_FACT_REPLY,             /* .reply: a server reply (its last line), and what it answers */
+    MS_FACT_PROBE,             /* .probe: VRFY, EXPN, or a RCPT refused as unknown */
+    MS_FACT_HELO,              /* .text: the name in HELO/EHLO/LHLO */
+    MS_FACT_ENVELOPE,          /* .envelope: MAIL FROM or RCPT TO */
+    MS_FACT_NO_ENVELOPE,       /* .no_envelope: DATA/BDAT answered with no accepted MAIL/RCPT */
+    MS_FACT_BDAT_MISMATCH,     /* .bdat_mismatch: a BDAT size that does not fit its data */
+    MS_FACT_SMUGGLING,         /* .smuggling: an end-of-data look-alike inside DATA */
+    MS_FACT_MSG_HEADER,        /* .msg_header: a header of a message being read */
+    MS_FACT_MSG_ATTACHMENT,    /* .msg_attachment: a MIME part with a file name, complete */
+    MS_FACT_MSG_URL,           /* .msg_url: a URL in a text part */
+    MS_FACT_MSG_LIMIT,         /* .msg_limit: the message scanner stopped at a limit */
+    MS_FACT_MSG_END,           /* .msg_end: a message is complete (or ended where it stopped) */
+    MS_FACT_DELETED,           /* .deleted: messages marked deleted or expunged */
+    MS_FACT_SMUGGLED_ANSWERED, /* .smuggled_answered: the server answered commands smuggled in DATA */
     MS_FACT_KIND_END           /* one past the last kind */
 } ms_fact_kind;
 
@@ -127,6 +141,145 @@ typedef struct {
 typedef struct { ms_auth_problem problem; } ms_fact_auth_malformed;
 typedef struct { ms_dir dir; uint64_t lost; } ms_fact_stream_gap;
 
+/* What a reply says, as its protocol words it. */
+typedef enum {
+    MS_REPLY_SMTP = 1,  /* a three-digit code */
+    MS_REPLY_OK,        /* POP3 +OK, IMAP OK */
+    MS_REPLY_ERR,       /* POP3 -ERR */
+    MS_REPLY_NO,        /* IMAP NO */
+    MS_REPLY_BAD        /* IMAP BAD */
+} ms_reply_status;
+
+#define MS_VERB_MAX 15
+typedef struct {
+    ms_reply_status status;
+    uint16_t code;          /* SMTP */
+    char enhanced[16];      /* RFC 3463 "class.subject.detail", "" if none */
+    char command[MS_VERB_MAX + 1]; /* the verb it answers, upper case; "" for a greeting */
+    bool has_request;       /* the request is known (not a greeting, nor lost) */
+    uint32_t request_frame;
+    ms_time delay;          /* from the request to this reply */
+} ms_fact_reply;
+
+typedef enum { MS_PROBE_VRFY = 1, MS_PROBE_EXPN, MS_PROBE_RCPT } ms_probe_cmd;
+typedef enum {
+    MS_PROBE_PENDING = 0,   /* the request: the verdict comes with the reply */
+    MS_PROBE_EXISTS,        /* 250, 251 */
+    MS_PROBE_CANNOT_VERIFY, /* 252 */
+    MS_PROBE_UNKNOWN,       /* 550, 551, 553 */
+    MS_PROBE_DISABLED,      /* 500, 502, 504 */
+    MS_PROBE_REFUSED,       /* another negative reply (authentication required, policy) */
+    MS_PROBE_NO_REPLY       /* the session ended without the reply */
+} ms_probe_verdict;
+
+typedef struct {
+    ms_probe_cmd command;
+    ms_probe_verdict verdict;
+    const char *target;     /* the name or address probed */
+    size_t target_len;
+    uint16_t code;
+    uint32_t count;         /* probes so far in this session */
+    uint32_t client_count;  /* probes so far from this client address, all sessions */
+    uint32_t request_frame;
+} ms_fact_probe;
+
+typedef struct { const char *s; size_t len; } ms_fact_text;
+
+typedef enum { MS_ENVELOPE_MAIL = 1, MS_ENVELOPE_RCPT } ms_envelope_kind;
+typedef struct {
+    ms_envelope_kind kind;
+    const char *addr;       /* the address, without <> and parameters */
+    size_t addr_len;
+    unsigned transaction;   /* 1, 2 ... MAIL FROM in the session */
+    bool repeated;          /* the same address again in this transaction */
+    uint32_t rcpt_count;    /* RCPT TO so far in the session */
+    uint32_t client_rcpts;  /* ... from this client address, all sessions */
+} ms_fact_envelope;
+
+typedef struct {
+    bool bdat;              /* BDAT, else DATA */
+    bool mail_accepted;
+    uint32_t rcpt_accepted;
+} ms_fact_no_envelope;
+
+typedef enum {
+    MS_BDAT_ANSWERED_EARLY = 1, /* the server answered before the announced octets came */
+    MS_BDAT_NO_COMMAND_AFTER    /* what followed the announced octets is no command */
+} ms_bdat_problem;
+typedef struct { ms_bdat_problem problem; uint64_t announced; } ms_fact_bdat_mismatch;
+
+#define MS_SMUGGLE_SEQ_MAX 12
+typedef struct {
+    const uint8_t *seq;     /* the look-alike, from the line end before the dot */
+    size_t seq_len;
+    uint64_t offset;        /* of its first byte in the message as sent */
+    unsigned message;
+    const char *line;       /* the line that follows it, cut at MS_SMUGGLE_LINE_MAX */
+    size_t line_len;
+    bool command;           /* that line starts with an SMTP command: smuggled */
+    bool accepted;          /* nothing followed it and the server answered: it took it as the end */
+} ms_fact_smuggling;
+
+/* Headers of a message the analyst asks about first. */
+typedef enum {
+    MS_HDR_FROM = 1,
+    MS_HDR_TO,
+    MS_HDR_CC,
+    MS_HDR_SUBJECT,
+    MS_HDR_DATE,
+    MS_HDR_MESSAGE_ID,
+    MS_HDR_REPLY_TO,
+    MS_HDR_USER_AGENT,      /* User-Agent or X-Mailer */
+    MS_HDR_ORIGINATING_IP,  /* X-Originating-IP */
+    MS_HDR_RECEIVED,        /* one per hop, in order */
+    MS_HDR_KIND_END
+} ms_hdr_kind;
+
+typedef struct {
+    unsigned message;
+    ms_dir dir;
+    ms_hdr_kind header;
+    const char *value;      /* unfolded, RFC 2047 decoded (UTF-8) */
+    size_t len;
+    bool cut;
+} ms_fact_msg_header;
+
+typedef struct {
+    unsigned message;
+    const char *filename;   /* UTF-8 */
+    size_t filename_len;
+    const char *content_type;
+    size_t content_type_len;
+    uint64_t size;          /* decoded */
+    uint8_t sha256[32];     /* of the decoded content */
+    bool truncated;
+} ms_fact_msg_attachment;
+
+typedef struct { unsigned message; const char *url; size_t len; } ms_fact_msg_url;
+typedef struct { unsigned message; const char *what; } ms_fact_msg_limit;
+
+typedef struct {
+    unsigned message;       /* messages so far in the session, all sources */
+    uint32_t client_messages; /* ... sent by this client address, all sessions (SMTP) */
+    unsigned source;        /* ms_body_source (ms_session.h) */
+    ms_dir dir;
+    uint64_t size;          /* the message as meant: dot-stuffing undone, chunks joined */
+    uint8_t sha256[32];
+    unsigned flags;         /* MS_BODY_LOST, MS_BODY_UNFINISHED */
+} ms_fact_msg_end;
+
+typedef struct {
+    uint32_t added;         /* marked deleted by this reply (DELE, \Deleted, MOVE to a trash folder) */
+    uint32_t total;         /* so far in the session */
+    uint32_t expunged;      /* removed for good by this reply (IMAP EXPUNGE, CLOSE) */
+    const char *how;        /* "DELE", "\Deleted", "MOVE", "EXPUNGE" */
+} ms_fact_deleted;
+
+typedef struct {
+    unsigned message;       /* the message that carried them */
+    uint32_t replies;       /* replies to smuggled commands so far */
+} ms_fact_smuggled_answered;
+
 /* One payload per kind, named after it. */
 typedef union {
     ms_fact_proto proto;
@@ -139,6 +292,20 @@ typedef union {
     ms_fact_auth_result auth_result;
     ms_fact_auth_malformed auth_malformed;
     ms_fact_stream_gap stream_gap;
+    ms_fact_reply reply;
+    ms_fact_probe probe;
+    ms_fact_text text;
+    ms_fact_envelope envelope;
+    ms_fact_no_envelope no_envelope;
+    ms_fact_bdat_mismatch bdat_mismatch;
+    ms_fact_smuggling smuggling;
+    ms_fact_msg_header msg_header;
+    ms_fact_msg_attachment msg_attachment;
+    ms_fact_msg_url msg_url;
+    ms_fact_msg_limit msg_limit;
+    ms_fact_msg_end msg_end;
+    ms_fact_deleted deleted;
+    ms_fact_smuggled_answered smuggled_answered;
 } ms_fact_payload;
 
 typedef struct {

@@ -15,8 +15,65 @@ enum {
     IMAP_AUTHENTICATE,
     IMAP_LOGIN,
     IMAP_CAPABILITY,
-    IMAP_APPEND
+    IMAP_APPEND,
+    IMAP_STORE,
+    IMAP_MOVE,
+    IMAP_EXPUNGE    /* EXPUNGE, UID EXPUNGE, CLOSE */
 };
+
+/* How many messages a sequence set names ("1:3,7" is 4); "*" counts one. */
+static uint32_t set_size(const uint8_t *p, size_t n)
+{
+    uint32_t total = 0;
+    size_t i = 0;
+    while (i < n && p[i] != ' ') {
+        uint64_t a = 0, b = 0;
+        bool ha = false, hb = false, range = false;
+        while (i < n && p[i] >= '0' && p[i] <= '9' && a < 0xffffffffu) {
+            a = a * 10 + (uint64_t)(p[i++] - '0');
+            ha = true;
+        }
+        if (i < n && p[i] == '*') {
+            i++;
+            ha = false;
+        }
+        if (i < n && p[i] == ':') {
+            range = true;
+            i++;
+            while (i < n && p[i] >= '0' && p[i] <= '9' && b < 0xffffffffu) {
+                b = b * 10 + (uint64_t)(p[i++] - '0');
+                hb = true;
+            }
+            if (i < n && p[i] == '*') {
+                i++;
+                hb = false;
+            }
+        }
+        uint64_t k = 1;
+        if (range && ha && hb)
+            k = (a > b ? a - b : b - a) + 1;
+        total = total + k > 1000000u ? 1000000u : total + (uint32_t)k;
+        if (i < n && p[i] == ',')
+            i++;
+        else if (i < n && p[i] != ' ')
+            i++; /* a byte no set has: move on */
+    }
+    return total;
+}
+
+/* The last argument: a mailbox name, quoted or not. */
+static bool names_trash(const uint8_t *p, size_t n)
+{
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '"'))
+        n--;
+    size_t i = n;
+    while (i > 0 && p[i - 1] != ' ' && p[i - 1] != '"' && p[i - 1] != '/' && p[i - 1] != '.')
+        i--;
+    const uint8_t *w = p + i;
+    size_t wl = n - i;
+    return ms_ci_contains(w, wl, "trash") || ms_ci_contains(w, wl, "deleted") || ms_ci_contains(w, wl, "bin") ||
+           ms_ci_contains(w, wl, "papierkorb") || ms_ci_contains(w, wl, "corbeille");
+}
 
 static bool after_literal_check(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, bool *cont)
 {
@@ -66,6 +123,23 @@ static bool is_fetch_response(const uint8_t *p, size_t n)
         if (q[i] < '0' || q[i] > '9')
             return false;
     return ms_token_is(q + t + 1, ms_token_len(q + t + 1, ql - t - 1), "FETCH");
+}
+
+/* The response "* <number> EXPUNGE" */
+static bool is_expunge_response(const uint8_t *p, size_t n)
+{
+    if (n < 4 || p[0] != '*' || p[1] != ' ' || p[2] < '0' || p[2] > '9')
+        return false;
+    size_t t = ms_token_len(p + 2, n - 2);
+    return t + 3 < n && ms_token_is(p + 3 + t, ms_token_len(p + 3 + t, n - 3 - t), "EXPUNGE");
+}
+
+static void deleted(ms_session *s, uint32_t added, uint32_t expunged, const char *how)
+{
+    ms_imap_state *st = &s->imap;
+    st->deleted += added;
+    ms_fact f = { .kind = MS_FACT_DELETED, .u.deleted = { added, st->deleted, expunged, how } };
+    ms_emit_fact(s, &f);
 }
 
 static void body_end(ms_session *s, ms_dir dir, unsigned flags)
@@ -269,20 +343,37 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
         return MS_LINES_CONTINUE;
     }
     if (ms_auth_in_sasl(s) && ms_auth_expects_response(s)) {
-        ms_auth_client_line(s, p, n); /* "*" aborts; the tagged BAD follows */
-        return MS_LINES_CONTINUE;
+        if (!ms_auth_line_is_command(p, n, NULL)) {
+            ms_auth_client_line(s, p, n); /* "*" aborts; the tagged BAD follows */
+            return MS_LINES_CONTINUE;
+        }
+        ms_auth_abandon(s); /* "tag command": the verdict is missing from the capture */
     }
     size_t tl = ms_token_len(p, n);
     if (tl == 0 || tl >= n)
         return MS_LINES_CONTINUE; /* "DONE" after IDLE, or noise */
     const uint8_t *c = p + tl + 1;
     size_t cl = ms_token_len(c, n - tl - 1);
+    /* UID FETCH, UID STORE ...: the command is the word after UID */
+    const uint8_t *verb = c;
+    if (ms_token_is(c, cl, "UID") && (size_t)(c - p) + cl + 1 < n) {
+        const uint8_t *c2 = c + cl + 1;
+        size_t cl2 = ms_token_len(c2, n - (size_t)(c2 - p));
+        if (cl2) {
+            c = c2;
+            cl = cl2;
+        }
+    }
+    size_t verb_len = (size_t)(c + cl - verb);
     uint8_t cmd = IMAP_OTHER;
     if (ms_token_is(c, cl, "STARTTLS")) cmd = IMAP_STARTTLS;
     else if (ms_token_is(c, cl, "AUTHENTICATE")) cmd = IMAP_AUTHENTICATE;
     else if (ms_token_is(c, cl, "LOGIN")) cmd = IMAP_LOGIN;
     else if (ms_token_is(c, cl, "CAPABILITY")) cmd = IMAP_CAPABILITY;
     else if (ms_token_is(c, cl, "APPEND")) cmd = IMAP_APPEND;
+    else if (ms_token_is(c, cl, "STORE")) cmd = IMAP_STORE;
+    else if (ms_token_is(c, cl, "MOVE")) cmd = IMAP_MOVE;
+    else if (ms_token_is(c, cl, "EXPUNGE") || ms_token_is(c, cl, "CLOSE")) cmd = IMAP_EXPUNGE;
     {
         /* the arguments, except a LOGIN's: the login keeps its secret */
         const uint8_t *a = c + cl;
@@ -291,8 +382,10 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
             a++;
             al--;
         }
-        ms_pending_push(s, cmd, p, tl, a, cmd == IMAP_LOGIN ? 0 : al);
+        ms_pending_push(s, cmd, verb, verb_len, p, tl, a, cmd == IMAP_LOGIN ? 0 : al);
     }
+    if (cmd == IMAP_EXPUNGE)
+        st->expunge_mark = st->expunged;
     st->cont_tag_len = tl < MS_TAG_MAX ? tl : MS_TAG_MAX;
     memcpy(st->cont_tag, p, st->cont_tag_len);
     if (cmd == IMAP_STARTTLS)
@@ -339,6 +432,8 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
     if (n >= 1 && p[0] == '*') {
         st->greeted = true;
         capability_check(s, p, n);
+        if (is_expunge_response(p, n))
+            st->expunged++;
         st->server_fetch = is_fetch_response(p, n);
         if (after_literal_check(s, MS_DIR_S2C, p, n, &st->server_cont) && st->server_fetch &&
             fetch_message_literal(p, n))
@@ -362,10 +457,21 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
     capability_check(s, p, n);
     if (st->client_cont && tl == st->cont_tag_len && memcmp(p, st->cont_tag, tl) == 0)
         abandon_client_command(s);
+    ms_reply_status status = ok ? MS_REPLY_OK : ms_token_is(r, rl, "NO") ? MS_REPLY_NO : MS_REPLY_BAD;
     ms_request req;
-    if (!ms_pending_take_tag(s, p, tl, &req))
+    if (!ms_pending_take_tag(s, p, tl, &req)) {
+        ms_reply(s, status, 0, r + rl, n - tl - 1 - rl, ms_no_request("(none)"));
         return MS_LINES_CONTINUE;
+    }
+    ms_reply(s, status, 0, r + rl, n - tl - 1 - rl, &req);
     uint8_t cmd = req.cmd;
+    if (ok && cmd == IMAP_STORE && ms_ci_contains((const uint8_t *)req.arg, req.arg_len, "+FLAGS") &&
+        ms_ci_contains((const uint8_t *)req.arg, req.arg_len, "\\Deleted"))
+        deleted(s, set_size((const uint8_t *)req.arg, req.arg_len), 0, "\\Deleted");
+    if (ok && cmd == IMAP_MOVE && names_trash((const uint8_t *)req.arg, req.arg_len))
+        deleted(s, set_size((const uint8_t *)req.arg, req.arg_len), 0, "MOVE");
+    if (ok && cmd == IMAP_EXPUNGE && st->expunged > st->expunge_mark)
+        deleted(s, 0, st->expunged - st->expunge_mark, "EXPUNGE");
     if (cmd == IMAP_AUTHENTICATE || cmd == IMAP_LOGIN)
         ms_auth_verdict(s, ok);
     if (cmd == IMAP_STARTTLS)
@@ -415,12 +521,14 @@ static void imap_tls_started(ms_session *s)
 {
     body_end(s, MS_DIR_C2S, MS_BODY_UNFINISHED);
     body_end(s, MS_DIR_S2C, MS_BODY_UNFINISHED);
-    unsigned m0 = s->imap.messages[0], m1 = s->imap.messages[1];
+    ms_imap_state keep = s->imap;
     imap_free(s);
     memset(&s->imap, 0, sizeof s->imap);
     s->imap.greeted = true;
-    s->imap.messages[0] = m0;
-    s->imap.messages[1] = m1;
+    s->imap.messages[0] = keep.messages[0];
+    s->imap.messages[1] = keep.messages[1];
+    s->imap.deleted = keep.deleted;
+    s->imap.expunged = keep.expunged;
 }
 
-const ms_adapter ms_imap_adapter = { imap_line, imap_gap, imap_tls_started, imap_free, NULL };
+const ms_adapter ms_imap_adapter = { imap_line, imap_gap, imap_tls_started, imap_free, NULL, NULL };

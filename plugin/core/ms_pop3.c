@@ -18,7 +18,8 @@ enum {
     POP_AUTH,
     POP_USER,
     POP_PASS,
-    POP_APOP
+    POP_APOP,
+    POP_DELE
 };
 
 static uint8_t classify(const uint8_t *p, size_t n)
@@ -35,6 +36,7 @@ static uint8_t classify(const uint8_t *p, size_t n)
     if (ms_token_is(p, t, "USER")) return POP_USER;
     if (ms_token_is(p, t, "PASS")) return POP_PASS;
     if (ms_token_is(p, t, "APOP")) return POP_APOP;
+    if (ms_token_is(p, t, "DELE")) return POP_DELE;
     return POP_OTHER;
 }
 
@@ -125,16 +127,22 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     if (flags & MS_LINE_RAW)
         return MS_LINES_CONTINUE;
     if (ms_auth_in_sasl(s) && ms_auth_expects_response(s)) {
-        /* a SASL response line; "*" aborts (RFC 5034) */
-        ms_auth_client_line(s, p, n);
-        return MS_LINES_CONTINUE;
+        static const char *const bare[] = { "QUIT", "STAT", "LIST", "UIDL", "NOOP", "RSET", "CAPA", "STLS", NULL };
+        if (!ms_auth_line_is_command(p, n, bare)) {
+            /* a SASL response line; "*" aborts (RFC 5034) */
+            ms_auth_client_line(s, p, n);
+            return MS_LINES_CONTINUE;
+        }
+        ms_auth_abandon(s); /* a command: the verdict is missing from the capture */
+        if (ms_pending_peek(s) && ms_pending_peek(s)->cmd == POP_AUTH)
+            (void)ms_pending_pop(s, NULL);
     }
     uint8_t cmd = classify(p, n);
     const uint8_t *arg;
     size_t alen;
     argument(p, n, &arg, &alen);
     /* the secret of PASS stays out of the queue: the login keeps it */
-    ms_pending_push(s, cmd, NULL, 0, arg, cmd == POP_PASS ? 0 : alen);
+    ms_pending_push(s, cmd, p, ms_token_len(p, n), NULL, 0, arg, cmd == POP_PASS ? 0 : alen);
     switch (cmd) {
     case POP_STLS:
         return ms_starttls_command(s);
@@ -177,16 +185,22 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
             ms_auth_challenge(s, n > 2 ? p + 2 : p + n, n > 2 ? n - 2 : 0);
         return MS_LINES_CONTINUE;
     }
+    ms_reply_status status = ok ? MS_REPLY_OK : MS_REPLY_ERR;
+    size_t word = ok ? 3 : 4;
     if (!st->greeted) {
         st->greeted = true;
         if (ms_pending_count(s) == 0) {
             greeting(s, p, n);
+            ms_reply(s, status, 0, p + word, n - word, ms_no_request("(greeting)"));
             return MS_LINES_CONTINUE;
         }
     }
     ms_request req;
-    if (!ms_pending_pop(s, &req))
+    if (!ms_pending_pop(s, &req)) {
+        ms_reply(s, status, 0, p + word, n - word, ms_no_request("(none)"));
         return MS_LINES_CONTINUE;
+    }
+    ms_reply(s, status, 0, p + word, n - word, &req);
     switch (req.cmd) {
     case POP_STLS:
         return ms_starttls_reply(s, ok);
@@ -194,6 +208,12 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
     case POP_PASS:
     case POP_APOP:
         ms_auth_verdict(s, ok);
+        break;
+    case POP_DELE:
+        if (ok) {
+            ms_fact f = { .kind = MS_FACT_DELETED, .u.deleted = { 1, ++st->deleted, 0, "DELE" } };
+            ms_emit_fact(s, &f);
+        }
         break;
     case POP_CAPA:
     case POP_MULTI:
@@ -237,6 +257,7 @@ static void pop3_tls_started(ms_session *s)
     memcpy(s->pop3.apop_timestamp, keep.apop_timestamp, sizeof keep.apop_timestamp);
     s->pop3.apop_timestamp_len = keep.apop_timestamp_len;
     s->pop3.messages = keep.messages;
+    s->pop3.deleted = keep.deleted;
 }
 
 static bool pop3_reply_ends_client_line(const ms_session *s)
@@ -246,5 +267,5 @@ static bool pop3_reply_ends_client_line(const ms_session *s)
 }
 
 const ms_adapter ms_pop3_adapter = {
-    pop3_line, pop3_gap, pop3_tls_started, NULL, pop3_reply_ends_client_line
+    pop3_line, pop3_gap, pop3_tls_started, NULL, pop3_reply_ends_client_line, NULL
 };

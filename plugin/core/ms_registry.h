@@ -23,6 +23,9 @@ typedef struct {
 
 typedef enum {
     MS_COUNT_AUTH_FAILURES = 0, /* failed logins from a client address */
+    MS_COUNT_PROBES,            /* VRFY, EXPN, refused RCPT */
+    MS_COUNT_RECIPIENTS,        /* RCPT TO sent */
+    MS_COUNT_MESSAGES,          /* messages sent (SMTP DATA, BDAT) */
     MS_COUNT_END
 } ms_counter;
 

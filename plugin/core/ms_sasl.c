@@ -109,6 +109,7 @@ void ms_creds_clear(ms_creds *c)
     STR_CLEAR(c->token);
     STR_CLEAR(c->hash);
     STR_CLEAR(c->material);
+    c->user_from_authzid = false;
 }
 
 void ms_str_small_set(ms_str_small *f, const void *p, size_t n)
@@ -284,7 +285,14 @@ bool ms_sasl_plain(const uint8_t *msg, size_t len, ms_creds *c)
     c->mech = MS_MECH_PLAIN;
     if (a_len)
         ms_str_small_set(&c->authzid, msg, a_len);
-    ms_str_small_set(&c->username, u, u_len);
+    if (u_len == 0 && a_len > 0) {
+        /* "user NUL NUL password": some clients put the user in the authzid
+         * and leave the authcid empty; servers take it as the user */
+        ms_str_small_set(&c->username, msg, a_len);
+        c->user_from_authzid = true;
+    } else {
+        ms_str_small_set(&c->username, u, u_len);
+    }
     ms_str_small_set(&c->password, pw, pw_len);
     return true;
 }

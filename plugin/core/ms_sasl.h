@@ -61,7 +61,9 @@ typedef struct ms_creds {
     ms_str_small workstation; /* NTLM */
     ms_str_large token;       /* OAuth bearer token */
     ms_str_large hash;        /* crackable form (hashcat line) */
-    ms_str_large material;    /* other verification material (DIGEST-MD5 response fields) */
+    ms_str_large material;    /* other verification material (DIGEST-MD5 response fields), or
+                                 the decoded client messages of a mechanism mailsec does not know */
+    bool user_from_authzid;   /* PLAIN "authzid NUL NUL password": the authzid is the user */
 } ms_creds;
 
 void ms_creds_clear(ms_creds *c);

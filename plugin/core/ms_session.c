@@ -2,6 +2,9 @@
  * STARTTLS boundary, and dispatch of lines to the protocol adapters. */
 #include "ms_session_int.h"
 #include "ms_detect.h"
+#include "ms_msg.h"
+#include "ms_registry.h"
+#include "ms_sha256.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +79,8 @@ static const ms_adapter *adapter_of(ms_proto p)
     return (size_t)p < sizeof adapters / sizeof adapters[0] ? adapters[p] : NULL;
 }
 
+static void scan_free(ms_session *s, ms_dir dir);
+
 ms_session *ms_session_new(const ms_allocator *a, const ms_session_config *cfg)
 {
     ms_session *s = a->realloc_fn(a->ctx, NULL, sizeof *s);
@@ -101,6 +106,8 @@ void ms_session_free(ms_session *s)
     if (!s)
         return;
     ms_auth_reset(s);
+    scan_free(s, MS_DIR_C2S);
+    scan_free(s, MS_DIR_S2C);
     for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++)
         if (adapters[i] && adapters[i]->free)
             adapters[i]->free(s); /* each adapter releases only what it holds */
@@ -159,13 +166,155 @@ static void body_event(ms_session *s, ms_body_event ev, ms_body_source src, ms_d
     s->ctx->body(s->ctx->body_ctx, &b);
 }
 
+/* The message being read in one direction: the scanner of its headers and
+ * parts, and its hash, over the message as meant (SMTP and POP3
+ * dot-stuffing undone, chunks and literals joined). */
+typedef struct ms_msgscan {
+    ms_session *s;          /* for the scanner's callbacks */
+    ms_body_source source;
+    unsigned message;       /* the adapter's number, per source */
+    unsigned number;        /* the session's number, all sources */
+    bool unstuff;
+    bool line_start;        /* the last line ended with CR LF: a dot here is stuffing */
+    ms_dir dir;
+    ms_msg *msg;            /* NULL if it could not be had */
+    ms_sha256 sha;
+    uint64_t size;
+    unsigned flags;
+} ms_msgscan;
+
+
+static ms_msgscan *scan_of(ms_session *s, ms_dir dir, ms_body_source src, unsigned message)
+{
+    ms_msgscan *m = s->scan[dir & 1];
+    return m && m->source == src && m->message == message ? m : NULL;
+}
+
+static void on_header(void *ctx, ms_hdr_kind k, const char *v, size_t len, bool cut)
+{
+    ms_msgscan *m = ctx;
+    ms_session *s = m->s;
+    ms_fact f = { .kind = MS_FACT_MSG_HEADER, .u.msg_header = { m->number, m->dir, k, v, len, cut } };
+    ms_emit_fact(s, &f);
+}
+
+static void on_attachment(void *ctx, const ms_msg_attachment *a)
+{
+    ms_msgscan *m = ctx;
+    ms_session *s = m->s;
+    ms_fact f = { .kind = MS_FACT_MSG_ATTACHMENT };
+    ms_fact_msg_attachment *fa = &f.u.msg_attachment;
+    fa->message = m->number;
+    fa->filename = a->filename;
+    fa->filename_len = a->filename_len;
+    fa->content_type = a->content_type;
+    fa->content_type_len = a->content_type_len;
+    fa->size = a->size;
+    memcpy(fa->sha256, a->sha256, sizeof fa->sha256);
+    fa->truncated = a->truncated;
+    ms_emit_fact(s, &f);
+}
+
+static void on_url(void *ctx, const char *url, size_t len)
+{
+    ms_msgscan *m = ctx;
+    ms_session *s = m->s;
+    ms_fact f = { .kind = MS_FACT_MSG_URL, .u.msg_url = { m->number, url, len } };
+    ms_emit_fact(s, &f);
+}
+
+static void on_limit(void *ctx, const char *what)
+{
+    ms_msgscan *m = ctx;
+    ms_session *s = m->s;
+    ms_fact f = { .kind = MS_FACT_MSG_LIMIT, .u.msg_limit = { m->number, what } };
+    ms_emit_fact(s, &f);
+}
+
+static const ms_msg_callbacks msg_callbacks = { on_header, on_attachment, on_url, on_limit };
+
+static void scan_free(ms_session *s, ms_dir dir)
+{
+    ms_msgscan *m = s->scan[dir & 1];
+    if (!m)
+        return;
+    if (m->msg)
+        ms_msg_free(m->msg);
+    s->alloc->free_fn(s->alloc->ctx, m);
+    s->scan[dir & 1] = NULL;
+}
+
+static void scan_end(ms_session *s, ms_dir dir, unsigned flags)
+{
+    ms_msgscan *m = s->scan[dir & 1];
+    if (!m)
+        return;
+    m->flags |= flags;
+    if (m->msg)
+        ms_msg_end(m->msg, (m->flags & (MS_BODY_LOST | MS_BODY_UNFINISHED)) != 0);
+    ms_fact f = { .kind = MS_FACT_MSG_END };
+    ms_fact_msg_end *e = &f.u.msg_end;
+    e->message = m->number;
+    e->source = m->source;
+    e->dir = m->dir;
+    e->size = m->size;
+    e->flags = m->flags;
+    ms_sha256_final(&m->sha, e->sha256);
+    if (m->source == MS_BODY_SMTP_DATA || m->source == MS_BODY_SMTP_BDAT)
+        e->client_messages = ms_client_count(s, MS_COUNT_MESSAGES, 1);
+    ms_emit_fact(s, &f);
+    scan_free(s, dir);
+}
+
+static void scan_feed(ms_msgscan *m, const uint8_t *p, size_t n)
+{
+    if (!n)
+        return;
+    ms_sha256_update(&m->sha, p, n);
+    m->size += n;
+    if (m->msg)
+        ms_msg_feed(m->msg, p, n);
+}
+
 void ms_body_begin(ms_session *s, ms_body_source src, ms_dir dir, unsigned message)
 {
+    scan_end(s, dir, MS_BODY_UNFINISHED); /* one message at a time per direction */
+    ms_msgscan *m = s->alloc->realloc_fn(s->alloc->ctx, NULL, sizeof *m);
+    if (m) {
+        memset(m, 0, sizeof *m);
+        m->s = s;
+        m->source = src;
+        m->message = message;
+        m->number = ++s->messages;
+        m->dir = dir;
+        m->unstuff = src == MS_BODY_SMTP_DATA || src == MS_BODY_POP3_RETR || src == MS_BODY_POP3_TOP;
+        m->line_start = true;
+        ms_sha256_init(&m->sha);
+        ms_msg_limits lim = { s->cfg.msg_max_header, s->cfg.msg_max_depth, s->cfg.msg_max_parts,
+                              s->cfg.msg_max_urls, 0 };
+        m->msg = ms_msg_new(s->alloc, &lim, &msg_callbacks, m);
+        s->scan[dir & 1] = m;
+    }
     body_event(s, MS_BODY_BEGIN, src, dir, message, NULL, 0, 0);
 }
 
 void ms_body_data(ms_session *s, ms_body_source src, ms_dir dir, unsigned message, const uint8_t *p,
                   size_t n, unsigned flags)
+{
+    ms_msgscan *m = scan_of(s, dir, src, message);
+    if (m) {
+        m->flags |= flags & MS_BODY_LOST;
+        scan_feed(m, p, n);
+        if (n)
+            m->line_start = n >= 2 && p[n - 2] == '\r' && p[n - 1] == '\n';
+    }
+    if (n || flags)
+        body_event(s, MS_BODY_DATA, src, dir, message, p, n, flags);
+}
+
+/* Raw bytes for the consumer only, already given to the scanner. */
+static void body_wire(ms_session *s, ms_body_source src, ms_dir dir, unsigned message, const uint8_t *p,
+                      size_t n, unsigned flags)
 {
     if (n || flags)
         body_event(s, MS_BODY_DATA, src, dir, message, p, n, flags);
@@ -175,26 +324,131 @@ void ms_body_line(ms_session *s, ms_body_source src, ms_dir dir, unsigned messag
                   size_t n, unsigned line_flags)
 {
     unsigned flags = (line_flags & MS_LINE_TRUNCATED) ? MS_BODY_LOST : 0;
-    if (line_flags & MS_LINE_CRLF) {
-        ms_body_data(s, src, dir, message, p, n, flags);
-        ms_body_data(s, src, dir, message, (const uint8_t *)"\r\n", 2, 0);
-    } else if (line_flags & MS_LINE_BARE_LF) {
-        ms_body_data(s, src, dir, message, p, n, flags | MS_BODY_BARE_LF);
-        ms_body_data(s, src, dir, message, (const uint8_t *)"\n", 1, 0);
-    } else {
-        ms_body_data(s, src, dir, message, p, n, flags); /* no line end (yet) */
+    const char *end = (line_flags & MS_LINE_CRLF) ? "\r\n" : (line_flags & MS_LINE_BARE_LF) ? "\n" : "";
+    size_t endn = strlen(end);
+    ms_msgscan *m = scan_of(s, dir, src, message);
+    if (m) {
+        m->flags |= flags;
+        /* RFC 5321 4.5.2, RFC 1939 3: a line that begins with a dot lost
+         * one. Lines end with CR LF: after a bare LF the dot is text, as
+         * for the end of data. */
+        bool stuffed = m->unstuff && m->line_start && n > 0 && p[0] == '.';
+        scan_feed(m, stuffed ? p + 1 : p, stuffed ? n - 1 : n);
+        scan_feed(m, (const uint8_t *)end, endn);
+        if (endn)
+            m->line_start = (line_flags & MS_LINE_CRLF) != 0;
+        else if (n)
+            m->line_start = false;
     }
+    if (line_flags & MS_LINE_BARE_LF)
+        flags |= MS_BODY_BARE_LF;
+    body_wire(s, src, dir, message, p, n, flags);
+    body_wire(s, src, dir, message, (const uint8_t *)end, endn, 0);
 }
 
 void ms_body_end(ms_session *s, ms_body_source src, ms_dir dir, unsigned message, unsigned flags)
 {
+    if (scan_of(s, dir, src, message))
+        scan_end(s, dir, flags);
     body_event(s, MS_BODY_END, src, dir, message, NULL, 0, flags);
+}
+
+/* ---- replies and counters ------------------------------------------------ */
+
+/* RFC 3463: class "." subject "." detail, at the start of the text. */
+static size_t enhanced_code(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+    size_t i = 0;
+    if (n < 5 || (p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
+        return 0;
+    i = 2;
+    for (int part = 0; part < 2; part++) {
+        size_t d = 0;
+        while (i < n && p[i] >= '0' && p[i] <= '9' && d < 3) {
+            i++;
+            d++;
+        }
+        if (d == 0)
+            return 0;
+        if (part == 0) {
+            if (i >= n || p[i] != '.')
+                return 0;
+            i++;
+        }
+    }
+    if (i < n && p[i] != ' ' && p[i] != '\t')
+        return 0;
+    if (i >= cap)
+        return 0;
+    memcpy(out, p, i);
+    out[i] = '\0';
+    return i;
+}
+
+static ms_time time_since(ms_time now, ms_time then)
+{
+    ms_time d = { now.secs - then.secs, now.nsecs - then.nsecs };
+    if (d.nsecs < 0) {
+        d.nsecs += 1000000000;
+        d.secs--;
+    }
+    if (d.secs < 0)
+        d.secs = d.nsecs = 0; /* frames out of time order */
+    return d;
+}
+
+void ms_reply(ms_session *s, ms_reply_status status, uint16_t code, const uint8_t *text, size_t n,
+              const ms_request *req)
+{
+    ms_fact f;
+    memset(&f, 0, sizeof f);
+    f.kind = MS_FACT_REPLY;
+    ms_fact_reply *r = &f.u.reply;
+    r->status = status;
+    r->code = code;
+    if (text) {
+        while (n > 0 && *text == ' ') {
+            text++;
+            n--;
+        }
+        (void)enhanced_code(text, n, r->enhanced, sizeof r->enhanced);
+    }
+    if (req && req->frame) {
+        r->has_request = true;
+        r->request_frame = req->frame;
+        if (s->ctx)
+            r->delay = time_since(s->ctx->time, req->time);
+    }
+    if (req)
+        memcpy(r->command, req->verb, sizeof r->command);
+    ms_emit_fact(s, &f);
+}
+
+const ms_request *ms_no_request(const char *label)
+{
+    /* frame 0: no request, no delay; the verb is all a reply reads */
+    static const ms_request labels[] = {
+        { .verb = "(none)" }, { .verb = "(greeting)" }, { .verb = "(smuggled)" }, { .verb = "(data ended)" },
+    };
+    for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
+        if (strcmp(labels[i].verb, label) == 0)
+            return &labels[i];
+    return &labels[0];
+}
+
+uint32_t ms_client_count(ms_session *s, int counter, uint32_t add)
+{
+    if (!s->cfg.client_addr_len || !s->cfg.registry)
+        return 0;
+    ms_peer client = ms_peer_make(s->cfg.client_family, s->cfg.client_addr, s->cfg.client_addr_len, 0);
+    return add ? ms_registry_add(s->cfg.registry, &client, (ms_counter)counter, add)
+               : ms_registry_get(s->cfg.registry, &client, (ms_counter)counter);
 }
 
 /* ---- pending commands ---------------------------------------------------- */
 
-void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *tag, size_t taglen, const uint8_t *arg,
-                     size_t arglen)
+void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *verb, size_t verblen, const uint8_t *tag,
+                     size_t taglen, const uint8_t *arg, size_t arglen)
 {
     ms_pending *q = &s->pending;
     if (q->count == MS_PENDING_MAX) {
@@ -216,6 +470,13 @@ void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *tag, size_t tagl
         memcpy(r->tag, tag, taglen);
     r->tag[taglen] = '\0';
     r->tag_len = (uint8_t)taglen;
+    if (!verb)
+        verblen = 0;
+    if (verblen > MS_VERB_MAX)
+        verblen = MS_VERB_MAX;
+    for (size_t i = 0; i < verblen; i++)
+        r->verb[i] = (char)(verb[i] >= 'a' && verb[i] <= 'z' ? verb[i] - 32 : verb[i]);
+    r->verb[verblen] = '\0';
     if (!arg)
         arglen = 0;
     if (arglen > MS_ARG_MAX)
@@ -230,6 +491,12 @@ void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *tag, size_t tagl
 const ms_request *ms_pending_peek(const ms_session *s)
 {
     return s->pending.count ? &s->pending.e[s->pending.head] : NULL;
+}
+
+const ms_request *ms_pending_peek_last(const ms_session *s)
+{
+    const ms_pending *q = &s->pending;
+    return q->count ? &q->e[(q->head + q->count - 1) % MS_PENDING_MAX] : NULL;
 }
 
 unsigned ms_pending_count(const ms_session *s)
@@ -488,6 +755,18 @@ void ms_session_decrypted(ms_session *s, ms_dir dir, const uint8_t *p, size_t n,
     s->dir = dir;
     s->payload_seen = true;
     (void)ms_lines_feed(&s->lines[dir], p, n, on_line, s);
+    s->ctx = NULL;
+}
+
+void ms_session_finish(ms_session *s, const ms_feed_ctx *ctx)
+{
+    s->ctx = ctx;
+    s->span.valid = false;
+    if (s->adapter && s->adapter->end)
+        s->adapter->end(s);
+    /* what is still open ends here, unfinished */
+    scan_end(s, MS_DIR_C2S, MS_BODY_UNFINISHED);
+    scan_end(s, MS_DIR_S2C, MS_BODY_UNFINISHED);
     s->ctx = NULL;
 }
 

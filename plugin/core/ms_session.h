@@ -68,6 +68,11 @@ typedef struct {
     uint8_t client_addr[16];      /* the client's address, the registry's key */
     uint8_t client_addr_len;      /* 0: unknown */
     uint8_t client_family;
+    /* the message scanner's limits (0: its defaults) */
+    size_t msg_max_header;        /* bytes of one header value kept */
+    unsigned msg_max_depth;       /* MIME nesting followed */
+    unsigned msg_max_parts;       /* MIME parts examined per message */
+    unsigned msg_max_urls;        /* URLs reported per message */
 } ms_session_config;
 
 ms_session *ms_session_new(const ms_allocator *a, const ms_session_config *cfg);
@@ -82,6 +87,10 @@ void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, u
 /* Decrypted application data of one TLS record. */
 void ms_session_decrypted(ms_session *s, ms_dir dir, const uint8_t *p, size_t n,
                           const ms_feed_ctx *ctx);
+
+/* The session ended (both sides closed, or reset): what waited for an answer
+ * or an end is reported as such, on ctx's frame. */
+void ms_session_finish(ms_session *s, const ms_feed_ctx *ctx);
 
 ms_proto ms_session_proto(const ms_session *s);
 ms_detect ms_session_detect(const ms_session *s);

@@ -26,6 +26,7 @@ typedef struct {
     uint16_t arg_len;
     uint32_t frame;
     ms_time time;
+    char verb[MS_VERB_MAX + 1]; /* the command word as sent, upper case */
     char tag[MS_TAG_MAX + 1];
     char arg[MS_ARG_MAX + 1];
 } ms_request;
@@ -35,6 +36,10 @@ typedef struct {
     unsigned head;
     unsigned count;
 } ms_pending;
+
+/* Recipients of one transaction remembered to tell a repeat. */
+#define MS_TX_RCPT_HASHES 32
+enum { MS_TX_NONE = 0, MS_TX_SENT, MS_TX_ACCEPTED, MS_TX_REJECTED };
 
 /* SMTP DATA: the command is sent, then the body follows the 354. */
 typedef enum {
@@ -53,6 +58,27 @@ typedef struct {
     bool reply_open;        /* inside a multi-line reply */
     int reply_code;
     unsigned messages;      /* DATA and BDAT messages begun */
+    bool saw_greeting;      /* the session's start is in the capture */
+    uint64_t bdat_size;     /* the size the BDAT being read announced */
+    bool bdat_check;        /* the next client line follows a chunk: it must be a command */
+    /* the mail transaction (RFC 5321 3.3): MAIL FROM ... end of data, RSET, HELO */
+    bool tx_open;
+    unsigned transactions;
+    uint32_t tx_mail_hash;  /* of the MAIL FROM address */
+    uint8_t tx_mail;        /* MS_TX_* */
+    uint16_t tx_rcpt_accepted;
+    uint16_t tx_rcpt_unanswered;
+    uint8_t tx_nhash;
+    uint32_t tx_rcpt_hash[MS_TX_RCPT_HASHES]; /* recipients seen, to tell a repeat */
+    uint32_t rcpts;         /* RCPT TO sent in the session */
+    uint32_t probes;        /* answered probes in the session */
+    bool tx_flagged;        /* NO_ENVELOPE reported for this transaction */
+    bool ended_by_reply;    /* the server's reply is ending the DATA body */
+    bool replies_lost;      /* server bytes are missing from the capture */
+    bool smuggled;          /* the message that just ended carried a smuggled command */
+    unsigned smuggled_message;
+    uint32_t smuggled_replies; /* replies with no command of ours since: the smuggled ones */
+    struct ms_smuggle *smuggle; /* the DATA body's end-of-data look-alike scanner */
 } ms_smtp_state;
 
 typedef struct {
@@ -65,6 +91,7 @@ typedef struct {
     size_t user_len;
     bool have_user;
     unsigned messages;  /* RETR/TOP bodies begun */
+    uint32_t deleted;   /* DELE accepted */
 } ms_pop3_state;
 
 /* Arguments of an IMAP LOGIN being read: atoms, quoted strings, literals. */
@@ -88,6 +115,9 @@ typedef struct {
     bool server_body;   /* the server's literal is a message (FETCH) */
     bool server_fetch;  /* the response being read is a FETCH */
     unsigned messages[2]; /* literals handed over as messages, per direction */
+    uint32_t deleted;   /* marked \\Deleted or moved to a trash folder */
+    uint32_t expunged;  /* untagged EXPUNGE responses */
+    uint32_t expunge_mark; /* expunged when the last EXPUNGE/CLOSE was sent */
 } ms_imap_state;
 
 /* One login exchange in progress (at most one per session at a time). */
@@ -124,6 +154,8 @@ typedef struct {
      * NULL: never (IMAP). For a reply, false while the client may be in the
      * middle of a body the server does not answer line by line. */
     bool (*reply_ends_client_line)(const ms_session *s);
+    /* The session ended: report what never got its answer. NULL: nothing. */
+    void (*end)(ms_session *s);
 } ms_adapter;
 
 extern const ms_adapter ms_smtp_adapter;
@@ -158,6 +190,9 @@ struct ms_session {
     ms_smtp_state smtp;
     ms_pop3_state pop3;
     ms_imap_state imap;
+
+    unsigned messages;      /* messages complete or ended, all sources: mailsec.msg.count */
+    struct ms_msgscan *scan[2]; /* the message being read, per direction */
 
     /* valid while a feed call runs */
     const ms_feed_ctx *ctx;
@@ -194,6 +229,14 @@ bool ms_auth_in_sasl(const ms_session *s);
  * a client line a SASL message; without one it is a command (a client that
  * pipelines after AUTH, or a capture without the server's replies). */
 bool ms_auth_expects_response(const ms_session *s);
+/* The client left the exchange: it sent a command where a SASL message was
+ * due (the server's verdict is not in the capture). The attempt stays
+ * without a verdict. */
+void ms_auth_abandon(ms_session *s);
+/* Is this client line, sent where a SASL message was due, a command
+ * instead? A SASL message is one base64 word: a line with a space, or one of
+ * the argument-less verbs given (NULL-terminated list), is a command. */
+bool ms_auth_line_is_command(const uint8_t *p, size_t n, const char *const *verbs);
 /* A client line during the exchange (base64, or "*" to abort). */
 void ms_auth_client_line(ms_session *s, const uint8_t *line, size_t len);
 /* A login in one command (USER/PASS, APOP, IMAP LOGIN): creds filled by the adapter. */
@@ -213,16 +256,31 @@ ms_lines_verdict ms_starttls_reply(ms_session *s, bool accepted);
 
 /* Pending-command queue. A command is queued with its argument, and the
  * frame and time of the line that sent it. */
-void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *tag, size_t taglen,
-                     const uint8_t *arg, size_t arglen);
+void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *verb, size_t verblen,
+                     const uint8_t *tag, size_t taglen, const uint8_t *arg, size_t arglen);
 /* The oldest command awaiting a reply, or NULL. */
 const ms_request *ms_pending_peek(const ms_session *s);
+/* The command queued last, or NULL. */
+const ms_request *ms_pending_peek_last(const ms_session *s);
 unsigned ms_pending_count(const ms_session *s);
 /* Remove the oldest; out (may be NULL) gets it. false if none. */
 bool ms_pending_pop(ms_session *s, ms_request *out);
 /* Remove the entry with this tag (IMAP); false if none. */
 bool ms_pending_take_tag(ms_session *s, const uint8_t *tag, size_t taglen, ms_request *out);
 void ms_pending_clear(ms_session *s);
+
+ /* A reply to req (NULL: a greeting, or its request is not known). text is
+ * the reply's last line after the status word, for the enhanced code. */
+void ms_reply(ms_session *s, ms_reply_status status, uint16_t code, const uint8_t *text, size_t n,
+              const ms_request *req);
+
+/* A reply that answers no command of the session, labelled ("(greeting)",
+ * "(none)", "(smuggled)", "(data ended)"): frame 0, no delay. */
+const ms_request *ms_no_request(const char *label);
+
+/* Add to a counter of this session's client address (all sessions of the
+ * file); returns the new value (0 when the address is unknown). */
+uint32_t ms_client_count(ms_session *s, int counter, uint32_t add);
 
 /* Parse "{123}" or "{123+}" at the end of a line; returns true and the count. */
 bool ms_literal_at_end(const uint8_t *p, size_t n, uint64_t *count);
