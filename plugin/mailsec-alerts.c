@@ -32,6 +32,15 @@ typedef enum {
     A_DETECTED_BY_CONTENT,
     A_STREAM_GAP,
     A_AUTH_USER_IN_AUTHZID,
+    A_STARTTLS_STRIPPED,
+    A_STARTTLS_UNUSED,
+    A_TLS_OLD_VERSION,
+    A_TLS_NO_SNI,
+    A_IMAP_PREAUTH,
+    A_IMAP_ALERT,
+    A_LOGIN_BEFORE_TLS,
+    A_STARTTLS_BUFFERED,
+    A_CAPABILITY_STRIPPED,
     A_VRFY_EXPN,
     A_ENUMERATION,
     A_SMUGGLING,
@@ -83,6 +92,24 @@ static const alert_def alert_defs[A_COUNT] = {
         "Bytes of the mail session are missing from the capture" },
     [A_AUTH_USER_IN_AUTHZID] = { "mailsec.auth.user_in_authzid", PI_PROTOCOL, PI_NOTE,
         "PLAIN with an empty authentication identity: the authorization identity is taken as the user" },
+    [A_STARTTLS_STRIPPED] = { "mailsec.starttls.stripped", PI_SECURITY, PI_ERROR,
+        "STARTTLS accepted but the session continued without TLS" },
+    [A_STARTTLS_UNUSED] = { "mailsec.starttls.offered_not_used", PI_SECURITY, PI_WARN,
+        "STARTTLS offered but not used: the session went on in clear" },
+    [A_TLS_OLD_VERSION] = { "mailsec.tls.old_version", PI_SECURITY, PI_WARN,
+        "TLS below 1.2 negotiated" },
+    [A_TLS_NO_SNI] = { "mailsec.tls.no_sni", PI_PROTOCOL, PI_NOTE,
+        "The client sent no server name (SNI)" },
+    [A_IMAP_PREAUTH] = { "mailsec.imap.preauth_in_clear", PI_SECURITY, PI_WARN,
+        "IMAP PREAUTH before TLS: the session is authenticated in clear and STARTTLS can no longer follow" },
+    [A_IMAP_ALERT] = { "mailsec.imap.alert_in_clear", PI_SECURITY, PI_WARN,
+        "IMAP [ALERT] sent in clear: text the client must show its user, open to spoofing" },
+    [A_LOGIN_BEFORE_TLS] = { "mailsec.starttls.login_before_tls", PI_SECURITY, PI_ERROR,
+        "Credentials crossed in clear before the session upgraded to TLS" },
+    [A_STARTTLS_BUFFERED] = { "mailsec.starttls.response_buffering", PI_SECURITY, PI_ERROR,
+        "Commands sent in clear after STARTTLS are answered inside TLS (response buffering)" },
+    [A_CAPABILITY_STRIPPED] = { "mailsec.starttls.capability_stripped", PI_SECURITY, PI_NOTE,
+        "STARTTLS missing from a capability list where it was offered before or is expected" },
     [A_VRFY_EXPN] = { "mailsec.enum.vrfy_expn_used", PI_SECURITY, PI_NOTE,
         "VRFY/EXPN used: the client asks whether a mailbox or list exists" },
     [A_ENUMERATION] = { "mailsec.enum.enumeration", PI_SECURITY, PI_WARN,
@@ -237,8 +264,12 @@ static void msg_command_injection(alert_msg *m, const alert_def *d _U_, const ma
 static void msg_response_injection(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
 {
     guint n = f->u.injected.orig_len;
-    say(m, "STARTTLS response injection: %u byte%s of plaintext followed the server's OK in the same segment",
-        n, plurality(n, "", "s"));
+    if (f->u.injected.own_segment)
+        say(m, "STARTTLS response injection: %u byte%s of plaintext replies after the server's OK, before the "
+            "client's TLS handshake", n, plurality(n, "", "s"));
+    else
+        say(m, "STARTTLS response injection: %u byte%s of plaintext followed the server's OK in the same segment",
+            n, plurality(n, "", "s"));
 }
 
 static void msg_line_too_long(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
@@ -409,6 +440,65 @@ static void msg_end_accepted(alert_msg *m, const alert_def *d _U_, const mailsec
         seq_text(m->pinfo, f->u.mail.bytes, f->u.mail.len), f->core.smuggling.message);
 }
 
+static bool old_tls(const mailsec_fact *f)
+{
+    guint16 v = f->core.tls_posture.version;
+    return v >= 0x0300 && v < 0x0303;
+}
+
+static bool no_sni(const mailsec_fact *f)
+{
+    return f->core.tls_posture.client_hello && !f->core.tls_posture.has_sni;
+}
+
+static void msg_old_tls(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "TLS below 1.2 negotiated: %s", mailsec_tls_version_name(f->core.tls_posture.version));
+}
+
+static void msg_stripped(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "STARTTLS accepted but the session continued without TLS: the %s's next bytes are no TLS record; "
+        "everything after is in clear", f->core.stripped.dir == MS_DIR_C2S ? "client" : "server");
+}
+
+static void msg_unused(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "STARTTLS offered but not used: %s in clear", f->core.unused.what == MS_UNUSED_LOGIN
+        ? "a login went" : "a message went");
+}
+
+static void msg_imap_alert(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "IMAP [ALERT] sent in clear (UI spoofing): %s", f->u.mail.text ? esc(m->pinfo, f->u.mail.text) : "");
+}
+
+static void msg_buffered(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    guint64 n = f->core.buffered.bytes;
+    say(m, "Commands sent in clear after STARTTLS are answered inside TLS (response buffering): %" PRIu64
+        " byte%s from frame %u on, sent before the STARTTLS reply", n, plurality(n, "", "s"),
+        f->core.buffered.frame);
+}
+
+static void msg_cap_stripped(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    guint32 by = f->core.cap_stripped.offered_in;
+    if (by)
+        say(m, "STARTTLS missing from the capability list: the same server offered it in TCP stream %u "
+            "(capability stripped?)", by - 1);
+    else
+        say(m, "STARTTLS missing from the capability list of a port where it is expected "
+            "(capability stripped?)");
+}
+
+static void msg_login_before_tls(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    guint32 n = f->core.count.n;
+    say(m, "Credentials crossed in clear before the session upgraded to TLS: %u login%s before STARTTLS", n,
+        plurality(n, "", "s"));
+}
+
 static bool first_smuggled_answer(const mailsec_fact *f) { return f->core.smuggled_answered.replies == 1; }
 
 static void msg_smuggled_answered(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
@@ -518,6 +608,15 @@ static const alert_rule rules[] = {
     { MS_FACT_AUTH_MALFORMED, NULL, A_MALFORMED_SASL, msg_malformed, false },
     { MS_FACT_PROTO, NULL, A_DETECTED_BY_CONTENT, msg_detected, false },
     { MS_FACT_STREAM_GAP, NULL, A_STREAM_GAP, msg_gap, false },
+    { MS_FACT_STARTTLS_STRIPPED, NULL, A_STARTTLS_STRIPPED, msg_stripped, false },
+    { MS_FACT_STARTTLS_UNUSED, NULL, A_STARTTLS_UNUSED, msg_unused, false },
+    { MS_FACT_IMAP_PREAUTH, NULL, A_IMAP_PREAUTH, msg_summary, false },
+    { MS_FACT_IMAP_ALERT, NULL, A_IMAP_ALERT, msg_imap_alert, true },
+    { MS_FACT_LOGIN_BEFORE_TLS, NULL, A_LOGIN_BEFORE_TLS, msg_login_before_tls, false },
+    { MS_FACT_STARTTLS_BUFFERED, NULL, A_STARTTLS_BUFFERED, msg_buffered, false },
+    { MS_FACT_CAPABILITY_STRIPPED, NULL, A_CAPABILITY_STRIPPED, msg_cap_stripped, false },
+    { MS_FACT_TLS_POSTURE, old_tls, A_TLS_OLD_VERSION, msg_old_tls, false },
+    { MS_FACT_TLS_POSTURE, no_sni, A_TLS_NO_SNI, msg_summary, false },
     { MS_FACT_PROBE, vrfy_expn_request, A_VRFY_EXPN, msg_vrfy_expn, false },
     { MS_FACT_PROBE, enumeration, A_ENUMERATION, msg_enumeration, false },
     { MS_FACT_SMUGGLING, smuggled, A_SMUGGLING, msg_smuggling, false },

@@ -99,6 +99,7 @@ static void keep_injected(mailsec_keep_ctx *kc _U_, mailsec_fact *dst, const ms_
     dst->u.injected.bytes = keep ? (guint8 *)wmem_memdup(wmem_file_scope(), in->bytes, keep) : NULL;
     dst->u.injected.len = keep;
     dst->u.injected.orig_len = (guint)MIN(in->len, (size_t)G_MAXUINT);
+    dst->u.injected.own_segment = in->own_segment;
 }
 
 static void keep_auth_start(mailsec_keep_ctx *kc _U_, mailsec_fact *dst, const ms_fact *src)
@@ -265,6 +266,14 @@ static const mailsec_fact_def fact_defs[MS_FACT_KIND_END] = {
     [MS_FACT_MSG_END] = { "msg-end", MAILSEC_GROUP_MAIL, mailsec_keep_msg_end, mailsec_render_msg_end },
     [MS_FACT_DELETED] = { "deleted", MAILSEC_GROUP_MAIL, NULL, mailsec_render_deleted },
     [MS_FACT_SMUGGLED_ANSWERED] = { "smuggled-answered", MAILSEC_GROUP_NONE, NULL, NULL },
+    [MS_FACT_TLS_POSTURE] = { "tls-posture", MAILSEC_GROUP_NONE, mailsec_keep_tls_posture, NULL },
+    [MS_FACT_STARTTLS_STRIPPED] = { "starttls-stripped", MAILSEC_GROUP_NONE, NULL, NULL },
+    [MS_FACT_STARTTLS_UNUSED] = { "starttls-unused", MAILSEC_GROUP_NONE, NULL, NULL },
+    [MS_FACT_IMAP_PREAUTH] = { "imap-preauth", MAILSEC_GROUP_NONE, NULL, NULL },
+    [MS_FACT_IMAP_ALERT] = { "imap-alert", MAILSEC_GROUP_NONE, mailsec_keep_text, NULL },
+    [MS_FACT_LOGIN_BEFORE_TLS] = { "login-before-tls", MAILSEC_GROUP_NONE, NULL, NULL },
+    [MS_FACT_STARTTLS_BUFFERED] = { "starttls-buffered", MAILSEC_GROUP_NONE, NULL, NULL },
+    [MS_FACT_CAPABILITY_STRIPPED] = { "capability-stripped", MAILSEC_GROUP_NONE, NULL, NULL },
 };
 
 const mailsec_fact_def *mailsec_fact_def_of(ms_fact_kind kind)
@@ -302,6 +311,13 @@ static size_t payload_size(ms_fact_kind kind)
         [MS_FACT_MSG_END] = sizeof(ms_fact_msg_end),
         [MS_FACT_DELETED] = sizeof(ms_fact_deleted),
         [MS_FACT_SMUGGLED_ANSWERED] = sizeof(ms_fact_smuggled_answered),
+        [MS_FACT_TLS_POSTURE] = sizeof(ms_fact_tls_posture),
+        [MS_FACT_STARTTLS_STRIPPED] = sizeof(ms_fact_stripped),
+        [MS_FACT_STARTTLS_UNUSED] = sizeof(ms_fact_unused),
+        [MS_FACT_IMAP_ALERT] = sizeof(ms_fact_text),
+        [MS_FACT_LOGIN_BEFORE_TLS] = sizeof(ms_fact_count),
+        [MS_FACT_STARTTLS_BUFFERED] = sizeof(ms_fact_buffered),
+        [MS_FACT_CAPABILITY_STRIPPED] = sizeof(ms_fact_cap_stripped),
     };
     return (unsigned)kind < MS_FACT_KIND_END ? sizes[kind] : 0;
 }

@@ -323,6 +323,7 @@ void mailsec_keep_text(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *s
         dst->u.mail.text = copy(src->u.probe.target, src->u.probe.target_len);
         break;
     case MS_FACT_HELO:
+    case MS_FACT_IMAP_ALERT:
         dst->u.mail.text = copy(src->u.text.s, src->u.text.len);
         break;
     case MS_FACT_MSG_URL:
@@ -411,6 +412,29 @@ void mailsec_keep_msg_end(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact
     mailsec_msginfo *mi = mc->msginfo[e->dir & 1];
     if (mi && mi->number == e->message)
         dst->u.mail.info = mi;
+}
+
+const char *mailsec_tls_version_name(guint16 v)
+{
+    switch (v) {
+    case 0x0300: return "SSL 3.0";
+    case 0x0301: return "TLS 1.0";
+    case 0x0302: return "TLS 1.1";
+    case 0x0303: return "TLS 1.2";
+    case 0x0304: return "TLS 1.3";
+    default: return NULL;
+    }
+}
+
+void mailsec_keep_tls_posture(mailsec_keep_ctx *kc, mailsec_fact *dst _U_, const ms_fact *src)
+{
+    const ms_fact_tls_posture *t = &src->u.tls_posture;
+    mailsec_tls *tls = wmem_new0(wmem_file_scope(), mailsec_tls);
+    tls->version = t->version;
+    tls->cipher = t->cipher;
+    tls->client_hello = t->client_hello;
+    tls->sni = t->has_sni ? copy(t->sni, t->sni_len) : NULL;
+    kc->mc->tls = tls;
 }
 
 void mailsec_keep_smuggling(mailsec_keep_ctx *kc _U_, mailsec_fact *dst, const ms_fact *src)

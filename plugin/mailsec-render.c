@@ -17,11 +17,55 @@ static int hf_mailsec_decrypted = -1;
 static int hf_mailsec_direction = -1;
 static int hf_mailsec_session_auth_user = -1;
 static int hf_mailsec_retransmission = -1;
+static int hf_mailsec_tls_version = -1;
+static int hf_mailsec_tls_cipher = -1;
+static int hf_mailsec_tls_sni = -1;
 static int hf_mailsec_starttls_boundary = -1;
 static int hf_mailsec_starttls_cleartext_bytes = -1;
 
 static gint ett_mailsec = -1;
 static gint ett_mailsec_starttls = -1;
+static gint ett_mailsec_tls = -1;
+
+/* The IANA names of the cipher suites mail servers negotiate; others by number. */
+static const value_string cipher_names[] = {
+    { 0x1301, "TLS_AES_128_GCM_SHA256" }, { 0x1302, "TLS_AES_256_GCM_SHA384" },
+    { 0x1303, "TLS_CHACHA20_POLY1305_SHA256" }, { 0x1304, "TLS_AES_128_CCM_SHA256" },
+    { 0xc02b, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" }, { 0xc02c, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" },
+    { 0xc02f, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" }, { 0xc030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" },
+    { 0xcca8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" },
+    { 0xcca9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" },
+    { 0xccaa, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256" },
+    { 0x009e, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256" }, { 0x009f, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384" },
+    { 0xc013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA" }, { 0xc014, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA" },
+    { 0xc009, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA" }, { 0xc00a, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA" },
+    { 0xc027, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256" }, { 0xc028, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384" },
+    { 0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA" }, { 0x0039, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA" },
+    { 0x002f, "TLS_RSA_WITH_AES_128_CBC_SHA" }, { 0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA" },
+    { 0x003c, "TLS_RSA_WITH_AES_128_CBC_SHA256" }, { 0x003d, "TLS_RSA_WITH_AES_256_CBC_SHA256" },
+    { 0x009c, "TLS_RSA_WITH_AES_128_GCM_SHA256" }, { 0x009d, "TLS_RSA_WITH_AES_256_GCM_SHA384" },
+    { 0x000a, "TLS_RSA_WITH_3DES_EDE_CBC_SHA" }, { 0x0005, "TLS_RSA_WITH_RC4_128_SHA" },
+    { 0x0004, "TLS_RSA_WITH_RC4_128_MD5" },
+    { 0, NULL }
+};
+
+static void render_tls(mailsec_render_ctx *rc)
+{
+    const mailsec_tls *t = rc->fr->tls;
+    if (!t)
+        return;
+    const char *v = mailsec_tls_version_name(t->version);
+    proto_tree *tt = proto_tree_add_subtree_format(rc->tree, rc->tvb, 0, 0, ett_mailsec_tls, NULL, "TLS: %s%s%s",
+        v ? v : "unknown version", t->sni ? ", " : "", t->sni ? t->sni : "");
+    proto_item_set_generated(proto_tree_add_string(tt, hf_mailsec_tls_version, rc->tvb, 0, 0,
+        v ? v : wmem_strdup_printf(rc->pinfo->pool, "0x%04x", t->version)));
+    const char *c = try_val_to_str(t->cipher, cipher_names);
+    proto_item_set_generated(proto_tree_add_string(tt, hf_mailsec_tls_cipher, rc->tvb, 0, 0,
+        c ? wmem_strdup_printf(rc->pinfo->pool, "%s (0x%04x)", c, t->cipher)
+          : wmem_strdup_printf(rc->pinfo->pool, "0x%04x", t->cipher)));
+    if (t->sni)
+        mailsec_add_text(tt, hf_mailsec_tls_sni, rc->tvb, 0, 0, t->sni, false);
+}
 
 static int proto;
 /* Referenced by a filter, a column or -e when their ref_type is set. */
@@ -124,6 +168,7 @@ void mailsec_render(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const m
         proto_item_set_generated(proto_tree_add_boolean(mt, hf_mailsec_retransmission, tvb, 0, 0, TRUE));
     mailsec_render_ctx rc = { pinfo, mt, NULL, tvb, fr };
     render_starttls(&rc);
+    render_tls(&rc);
     render_group(&rc, MAILSEC_GROUP_AUTH);
     render_group(&rc, MAILSEC_GROUP_MAIL);
     mailsec_alerts_add(pinfo, mt, tvb, fr);
@@ -153,6 +198,15 @@ void mailsec_render_register(int proto_id)
         { &hf_mailsec_starttls_cleartext_bytes,
           { "Bytes in clear before TLS", "mailsec.starttls.cleartext_bytes", FT_UINT64, BASE_DEC, NULL, 0x0,
             "Payload bytes both sides exchanged in clear before the boundary", HFILL } },
+        { &hf_mailsec_tls_version,
+          { "TLS version", "mailsec.tls.version", FT_STRING, BASE_NONE, NULL, 0x0,
+            "The version the ServerHello negotiated (supported_versions included)", HFILL } },
+        { &hf_mailsec_tls_cipher,
+          { "TLS cipher suite", "mailsec.tls.cipher", FT_STRING, BASE_NONE, NULL, 0x0,
+            "The cipher suite the ServerHello chose", HFILL } },
+        { &hf_mailsec_tls_sni,
+          { "TLS server name", "mailsec.tls.sni", FT_STRING, BASE_NONE, NULL, 0x0,
+            "The server name (SNI) the ClientHello asked for", HFILL } },
         { &hf_mailsec_retransmission,
           { "TCP retransmission", "mailsec.retransmission", FT_BOOLEAN, BASE_NONE, NULL, 0x0,
             "Every byte of this segment was sent before: analysed once, nothing in it counted again "
@@ -161,7 +215,7 @@ void mailsec_render_register(int proto_id)
           { "Logged-in user", "mailsec.session.auth_user", FT_STRING, BASE_NONE, NULL, 0x0,
             "The user of the session's last successful login", HFILL } },
     };
-    static gint *ett[] = { &ett_mailsec, &ett_mailsec_starttls };
+    static gint *ett[] = { &ett_mailsec, &ett_mailsec_starttls, &ett_mailsec_tls };
     proto = proto_id;
     proto_register_field_array(proto_id, hf, array_length(hf));
     proto_register_subtree_array(ett, array_length(ett));

@@ -269,6 +269,15 @@ static bool adopt(mailsec_conv *mc, conversation_t *conv, packet_info *pinfo, ms
         cfg.client_addr_len = (guint8)client->len;
         cfg.client_family = (guint8)client->type;
     }
+    const address *server = server_is_src ? &pinfo->src : &pinfo->dst;
+    if (server->len > 0 && server->data && (size_t)server->len <= sizeof cfg.server_addr) {
+        memcpy(cfg.server_addr, server->data, (size_t)server->len);
+        cfg.server_addr_len = (guint8)server->len;
+        cfg.server_family = (guint8)server->type;
+    }
+    cfg.server_port = (guint16)(server_is_src ? pinfo->srcport : pinfo->destport);
+    cfg.session_id = mailsec_tcp_stream(conv);
+    cfg.starttls_expected = value_is_in_range(mailsec_prefs.starttls_ports, cfg.server_port);
     mc->core = ms_session_new(&file_allocator, &cfg);
     if (!mc->core)
         return false;
@@ -281,7 +290,7 @@ static bool adopt(mailsec_conv *mc, conversation_t *conv, packet_info *pinfo, ms
         copy_address_wmem(wmem_file_scope(), &mc->server_addr, &pinfo->dst);
         mc->server_port = pinfo->destport;
     }
-    mc->stream = mailsec_tcp_stream(conv);
+    mc->stream = cfg.session_id;
     return true;
 }
 
@@ -316,7 +325,7 @@ static bool same_record(const mailsec_frame *a, const mailsec_frame *b)
     return a && !a->facts && !b->facts && a->proto == b->proto && a->detected_by == b->detected_by &&
            a->transport == b->transport && a->decrypted == b->decrypted && a->dir == b->dir &&
            a->stream == b->stream && a->boundary == b->boundary && a->cleartext_bytes == b->cleartext_bytes &&
-           a->auth_user == b->auth_user && a->retransmission == b->retransmission;
+           a->auth_user == b->auth_user && a->retransmission == b->retransmission && a->tls == b->tls;
 }
 
 /* fr is built on the stack; it is copied out only when it differs from the
@@ -401,6 +410,8 @@ static mailsec_frame *analyse_frame(packet_info *pinfo)
         fr->proto = mc->final_proto;
         fr->detected_by = mc->final_detect;
         fr->transport = mc->final_transport;
+        if (fr->transport != MS_TRANSPORT_CLEARTEXT)
+            fr->tls = mc->tls;
         if (fr->transport != MS_TRANSPORT_CLEARTEXT && mc->final_boundary) {
             fr->boundary = mc->final_boundary;
             fr->cleartext_bytes = mc->final_cleartext_bytes;
@@ -457,6 +468,8 @@ static mailsec_frame *analyse_frame(packet_info *pinfo)
         mc->auth_user_gen = gen;
     }
     fr->auth_user = mc->auth_user;
+    if (fr->transport != MS_TRANSPORT_CLEARTEXT)
+        fr->tls = mc->tls;
     if (fr->transport != MS_TRANSPORT_CLEARTEXT && ms_session_boundary(mc->core)) {
         fr->boundary = ms_session_boundary(mc->core);
         fr->cleartext_bytes = ms_session_cleartext_bytes(mc->core);

@@ -39,6 +39,7 @@ typedef struct {
     range_t *pops_ports;
     range_t *imap_ports;
     range_t *imaps_ports;
+    range_t *starttls_ports;   /* server ports whose capability lists should offer STARTTLS */
     mailsec_pref_bool heuristic;
     guint max_line;
     guint brute_force_threshold;
@@ -83,6 +84,7 @@ typedef struct {
     /* messages: the SMTP transaction, and the message being read per direction */
     struct mailsec_envelope *envelope;
     struct mailsec_msginfo *msginfo[2];
+    const struct mailsec_tls *tls;  /* once the ServerHello was read */
     /* the last records stored per direction, shared by frames that say the same */
     struct mailsec_frame_s *last_record[2][2];
     /* the end of the session: the parser is released, its last state kept */
@@ -196,6 +198,7 @@ typedef struct mailsec_fact {
             guint8 *bytes;  /* the first MAILSEC_EVIDENCE_MAX bytes */
             guint len;
             guint orig_len;
+            gboolean own_segment;
         } injected;
         struct {
             guint attempt;
@@ -243,6 +246,14 @@ typedef struct mailsec_msginfo {
     const char *reply_to;   /* the Reply-To header's address */
 } mailsec_msginfo;
 
+/* A session's TLS handshake, as its Hellos said. */
+typedef struct mailsec_tls {
+    guint16 version;
+    guint16 cipher;
+    const char *sni;    /* NULL: the client sent none */
+    bool client_hello;
+} mailsec_tls;
+
 /* Longest piece of injected plaintext kept as evidence per frame. */
 #define MAILSEC_EVIDENCE_MAX 512
 
@@ -258,6 +269,7 @@ typedef struct mailsec_frame_s {
     guint32 boundary;
     guint64 cleartext_bytes;
     const char *auth_user;  /* the session's logged-in user, once known */
+    const mailsec_tls *tls; /* the session's TLS posture, on its TLS frames once known */
     mailsec_fact *facts;
 } mailsec_frame;
 
@@ -316,6 +328,8 @@ void mailsec_keep_envelope(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fac
 void mailsec_keep_header(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
 void mailsec_keep_attachment(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
 void mailsec_keep_msg_end(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
+void mailsec_keep_tls_posture(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
+const char *mailsec_tls_version_name(guint16 v);
 void mailsec_keep_smuggling(mailsec_keep_ctx *kc, mailsec_fact *dst, const ms_fact *src);
 void mailsec_render_reply(mailsec_render_ctx *rc, const mailsec_fact *f);
 void mailsec_render_probe(mailsec_render_ctx *rc, const mailsec_fact *f);

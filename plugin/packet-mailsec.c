@@ -30,8 +30,12 @@ static dissector_handle_t imap_handle;
     "exe,scr,com,pif,bat,cmd,vbs,vbe,js,jse,wsf,wsh,hta,msi,msp,jar,ps1,psm1,lnk,cpl,reg,chm,scf,iso,img,vhd,vhdx," \
     "dll,apk,application,gadget,docm,dotm,xlsm,xltm,xlam,pptm,potm,ppam,sldm"
 
-mailsec_prefs_t mailsec_prefs = { NULL, NULL, NULL, NULL, NULL, NULL, TRUE, 4096, 5, FALSE, 3, 50, 20,
-                                  MAILSEC_DANGEROUS_DEFAULT, 1024, 32, 256, 64 };
+mailsec_prefs_t mailsec_prefs = {
+    .heuristic = TRUE, .max_line = 4096, .brute_force_threshold = 5, .hide_secrets = FALSE,
+    .enum_threshold = 3, .mass_rcpt_threshold = 50, .mass_msg_threshold = 20,
+    .dangerous_extensions = MAILSEC_DANGEROUS_DEFAULT,
+    .msg_max_header = 1024, .msg_max_depth = 32, .msg_max_parts = 256, .msg_max_urls = 64,
+};
 
 dissector_handle_t mailsec_builtin_handle(ms_proto p)
 {
@@ -93,6 +97,7 @@ void proto_register_mailsec(void)
     range_convert_str(wmem_epan_scope(), &mailsec_prefs.pops_ports, "995", 65535);
     range_convert_str(wmem_epan_scope(), &mailsec_prefs.imap_ports, "143", 65535);
     range_convert_str(wmem_epan_scope(), &mailsec_prefs.imaps_ports, "993", 65535);
+    range_convert_str(wmem_epan_scope(), &mailsec_prefs.starttls_ports, "587", 65535);
 
     module_t *m = prefs_register_protocol(proto_mailsec, NULL);
     prefs_register_range_preference(m, "smtp_ports", "SMTP ports",
@@ -108,6 +113,9 @@ void proto_register_mailsec(void)
         "TCP ports of cleartext IMAP with optional STARTTLS", &mailsec_prefs.imap_ports, 65535);
     prefs_register_range_preference(m, "imaps_ports", "IMAP over TLS ports",
         "TCP ports of IMAP over implicit TLS", &mailsec_prefs.imaps_ports, 65535);
+    prefs_register_range_preference(m, "starttls_ports", "Ports that offer STARTTLS",
+        "Server ports whose capability lists are expected to offer STARTTLS/STLS: one that lacks it "
+        "is noted (capability stripped)", &mailsec_prefs.starttls_ports, 65535);
     prefs_register_bool_preference(m, "heuristic", "Recognise mail on other ports",
         "Recognise SMTP, POP3 and IMAP by their greeting or first command on any TCP port, "
         "and hand such sessions to the built-in dissector",

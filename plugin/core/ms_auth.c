@@ -35,6 +35,9 @@ static void emit_request(ms_session *s)
         return;
     a->requested = true;
     a->request_frame = s->ctx ? s->ctx->frame : 0;
+    ms_starttls_unused_check(s, MS_UNUSED_LOGIN);
+    if (s->transport == MS_TRANSPORT_CLEARTEXT)
+        s->clear_logins++;
     ms_fact f = { .kind = MS_FACT_AUTH_REQUEST,
                   .u.auth_request = { a->attempt, s->transport == MS_TRANSPORT_CLEARTEXT, a->creds } };
     ms_emit_fact(s, &f);
@@ -303,6 +306,8 @@ void ms_auth_verdict(ms_session *s, bool success)
     }
     if (r == MS_AUTH_FAILURE)
         s->failures++;
+    if (r == MS_AUTH_SUCCESS)
+        s->logged_in = true;
     if (r == MS_AUTH_SUCCESS && a->creds->username.set) {
         memcpy(s->auth_user, a->creds->username.s, a->creds->username.len + 1);
         s->auth_user_len = a->creds->username.len;

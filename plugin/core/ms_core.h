@@ -120,13 +120,26 @@ typedef enum {
     MS_FACT_MSG_END,           /* .msg_end: a message is complete (or ended where it stopped) */
     MS_FACT_DELETED,           /* .deleted: messages marked deleted or expunged */
     MS_FACT_SMUGGLED_ANSWERED, /* .smuggled_answered: the server answered commands smuggled in DATA */
+    MS_FACT_TLS_POSTURE,       /* .tls_posture: the handshake's version, cipher and server name */
+    MS_FACT_STARTTLS_STRIPPED, /* .stripped: STARTTLS accepted, then no TLS: the session goes on in clear */
+    MS_FACT_STARTTLS_UNUSED,   /* .unused: offered, never asked for, and a login or message went in clear */
+    MS_FACT_IMAP_PREAUTH,      /* no payload: a PREAUTH greeting in clear (no STARTTLS is possible after it) */
+    MS_FACT_IMAP_ALERT,        /* .text: an [ALERT] response code sent in clear */
+    MS_FACT_LOGIN_BEFORE_TLS,  /* .count: logins that went in clear before STARTTLS took effect */
+    MS_FACT_STARTTLS_BUFFERED, /* .buffered: client bytes sent in clear after STARTTLS, before its reply, then TLS */
+    MS_FACT_CAPABILITY_STRIPPED, /* .cap_stripped: a cleartext capability list without STARTTLS where it was due */
     MS_FACT_KIND_END           /* one past the last kind */
 } ms_fact_kind;
 
 typedef struct { ms_proto proto; ms_detect how; } ms_fact_proto;
 typedef struct { ms_starttls_result result; } ms_fact_starttls_result;
 typedef struct { ms_transport transport; } ms_fact_tls_begin;
-typedef struct { ms_dir dir; const uint8_t *bytes; size_t len; } ms_fact_injected;
+typedef struct {
+    ms_dir dir;
+    const uint8_t *bytes;
+    size_t len;
+    bool own_segment;       /* server: a reply in a segment of its own, before the client's handshake */
+} ms_fact_injected;
 typedef struct { ms_dir dir; uint64_t length; } ms_fact_line_too_long;
 typedef struct { unsigned attempt; const struct ms_creds *creds; } ms_fact_auth_start;
 typedef struct { unsigned attempt; bool cleartext; const struct ms_creds *creds; } ms_fact_auth_request;
@@ -280,6 +293,29 @@ typedef struct {
     uint32_t replies;       /* replies to smuggled commands so far */
 } ms_fact_smuggled_answered;
 
+typedef struct {
+    uint16_t version;       /* negotiated: 0x0300 SSL 3.0, 0x0301 TLS 1.0 ... 0x0304 TLS 1.3 */
+    uint16_t cipher;        /* the cipher suite's number */
+    bool client_hello;      /* the ClientHello was read (so has_sni means something) */
+    bool has_sni;
+    const char *sni;        /* the server name the client asked for */
+    size_t sni_len;
+} ms_fact_tls_posture;
+
+typedef struct { ms_dir dir; } ms_fact_stripped;
+typedef struct { uint32_t n; } ms_fact_count; /* who sent the first bytes in clear */
+typedef enum { MS_UNUSED_LOGIN = 1, MS_UNUSED_MESSAGE } ms_unused_what;
+typedef struct { ms_unused_what what; } ms_fact_unused;
+typedef struct {
+    uint64_t bytes;         /* sent in clear after the STARTTLS line, before its reply */
+    uint32_t frame;         /* the first frame that carried them */
+} ms_fact_buffered;
+typedef struct {
+    uint32_t offered_in;    /* the session (ms_session_config.session_id) of the same server that
+                               offered STARTTLS, plus one; 0: none seen */
+    bool expected;          /* the server port is one where STARTTLS is expected */
+} ms_fact_cap_stripped;
+
 /* One payload per kind, named after it. */
 typedef union {
     ms_fact_proto proto;
@@ -306,6 +342,12 @@ typedef union {
     ms_fact_msg_end msg_end;
     ms_fact_deleted deleted;
     ms_fact_smuggled_answered smuggled_answered;
+    ms_fact_tls_posture tls_posture;
+    ms_fact_stripped stripped;
+    ms_fact_unused unused;
+    ms_fact_count count;
+    ms_fact_buffered buffered;
+    ms_fact_cap_stripped cap_stripped;
 } ms_fact_payload;
 
 typedef struct {

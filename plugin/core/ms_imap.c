@@ -176,7 +176,7 @@ static void body_octets(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, u
 /* Capabilities come as "* CAPABILITY ..." or as a "[CAPABILITY ...]" code
  * right after a status word (greeting, tagged OK); nowhere else, so other
  * lines (SEARCH results, FETCH headers) are not searched. */
-static void capability_check(ms_session *s, const uint8_t *p, size_t n)
+static void capability_check(ms_session *s, const uint8_t *p, size_t n, bool untagged)
 {
     size_t t = ms_token_len(p, n); /* the tag or "*" */
     if (t + 1 >= n)
@@ -193,6 +193,8 @@ static void capability_check(ms_session *s, const uint8_t *p, size_t n)
         return;
     if (ms_ci_contains(r + caps, rn - caps, " STARTTLS"))
         ms_starttls_offered(s);
+    if (untagged)
+        ms_capabilities_end(s); /* a tagged reply's list is the state after its command */
 }
 
 /* ---- LOGIN arguments: atom, quoted string or literal (RFC 3501 astring) ---- */
@@ -429,9 +431,20 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
             body_begin(s, MS_DIR_S2C);
         return MS_LINES_CONTINUE;
     }
+    if (s->transport == MS_TRANSPORT_CLEARTEXT && ms_ci_contains(p, n, "[ALERT]")) {
+        /* RFC 3501 7.1: the client must show it to the user; sent in clear,
+         * anybody on the path can write it (EAST: UI spoofing) */
+        ms_fact f = { .kind = MS_FACT_IMAP_ALERT, .u.text = { (const char *)p, n } };
+        ms_emit_fact(s, &f);
+    }
     if (n >= 1 && p[0] == '*') {
+        if (!st->greeted && s->transport == MS_TRANSPORT_CLEARTEXT && n >= 10 &&
+            ms_token_is(p + 2, ms_token_len(p + 2, n - 2), "PREAUTH")) {
+            ms_emit_kind(s, MS_FACT_IMAP_PREAUTH); /* authenticated in clear: STARTTLS is no longer allowed */
+            s->logged_in = true;
+        }
         st->greeted = true;
-        capability_check(s, p, n);
+        capability_check(s, p, n, true);
         if (is_expunge_response(p, n))
             st->expunged++;
         st->server_fetch = is_fetch_response(p, n);
@@ -454,7 +467,7 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
     bool ok = ms_token_is(r, rl, "OK");
     if (!ok && !ms_token_is(r, rl, "NO") && !ms_token_is(r, rl, "BAD"))
         return MS_LINES_CONTINUE;
-    capability_check(s, p, n);
+    capability_check(s, p, n, false);
     if (st->client_cont && tl == st->cont_tag_len && memcmp(p, st->cont_tag, tl) == 0)
         abandon_client_command(s);
     ms_reply_status status = ok ? MS_REPLY_OK : ms_token_is(r, rl, "NO") ? MS_REPLY_NO : MS_REPLY_BAD;

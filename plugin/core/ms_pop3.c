@@ -169,6 +169,8 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
         if (n == 1 && p[0] == '.') {
             body_end(s, 0);
             st->multiline = false;
+            if (st->multiline_cmd == POP_CAPA)
+                ms_capabilities_end(s);
             return MS_LINES_CONTINUE;
         }
         if (st->multiline_cmd == POP_CAPA && ms_token_is(p, ms_token_len(p, n), "STLS"))

@@ -26,6 +26,7 @@ typedef enum {
     MS_COUNT_PROBES,            /* VRFY, EXPN, refused RCPT */
     MS_COUNT_RECIPIENTS,        /* RCPT TO sent */
     MS_COUNT_MESSAGES,          /* messages sent (SMTP DATA, BDAT) */
+    MS_COUNT_STARTTLS_OFFERED,  /* server address and port: the first session that offered STARTTLS, plus one */
     MS_COUNT_END
 } ms_counter;
 

@@ -5,6 +5,7 @@
 #include "ms_msg.h"
 #include "ms_registry.h"
 #include "ms_sha256.h"
+#include "ms_tlshello.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,10 @@ void ms_session_free(ms_session *s)
     ms_auth_reset(s);
     scan_free(s, MS_DIR_C2S);
     scan_free(s, MS_DIR_S2C);
+    if (s->hello) {
+        ms_tlshello_free(s->hello, s->alloc);
+        s->alloc->free_fn(s->alloc->ctx, s->hello);
+    }
     for (size_t i = 0; i < sizeof adapters / sizeof adapters[0]; i++)
         if (adapters[i] && adapters[i]->free)
             adapters[i]->free(s); /* each adapter releases only what it holds */
@@ -278,6 +283,7 @@ static void scan_feed(ms_msgscan *m, const uint8_t *p, size_t n)
 
 void ms_body_begin(ms_session *s, ms_body_source src, ms_dir dir, unsigned message)
 {
+    ms_starttls_unused_check(s, MS_UNUSED_MESSAGE);
     scan_end(s, dir, MS_BODY_UNFINISHED); /* one message at a time per direction */
     ms_msgscan *m = s->alloc->realloc_fn(s->alloc->ctx, NULL, sizeof *m);
     if (m) {
@@ -544,9 +550,53 @@ void ms_pending_clear(ms_session *s)
 
 /* ---- STARTTLS ------------------------------------------------------------ */
 
+static ms_peer server_key(const ms_session *s)
+{
+    return ms_peer_make(s->cfg.server_family, s->cfg.server_addr, s->cfg.server_addr_len, s->cfg.server_port);
+}
+
 void ms_starttls_offered(ms_session *s)
 {
+    s->starttls_offered = true;
+    s->list_offered = true;
     ms_emit_kind(s, MS_FACT_STARTTLS_OFFERED);
+    if (s->transport != MS_TRANSPORT_CLEARTEXT || !s->cfg.server_addr_len || !s->cfg.registry)
+        return;
+    /* the first session that offered it is the one a later stripped list names */
+    ms_peer k = server_key(s);
+    if (ms_registry_get(s->cfg.registry, &k, MS_COUNT_STARTTLS_OFFERED) == 0)
+        (void)ms_registry_add(s->cfg.registry, &k, MS_COUNT_STARTTLS_OFFERED, s->cfg.session_id + 1u);
+}
+
+void ms_capabilities_end(ms_session *s)
+{
+    bool offered = s->list_offered;
+    s->list_offered = false;
+    if (offered || s->cap_reported || s->logged_in || s->transport != MS_TRANSPORT_CLEARTEXT ||
+        s->starttls_asked)
+        return;
+    uint32_t by = 0;
+    if (s->cfg.server_addr_len && s->cfg.registry) {
+        ms_peer k = server_key(s);
+        by = ms_registry_get(s->cfg.registry, &k, MS_COUNT_STARTTLS_OFFERED);
+        if (by == s->cfg.session_id + 1u)
+            by = 0; /* this session offered it itself, in an earlier list */
+    }
+    if (!by && !s->cfg.starttls_expected)
+        return;
+    s->cap_reported = true;
+    ms_fact f = { .kind = MS_FACT_CAPABILITY_STRIPPED, .u.cap_stripped = { by, s->cfg.starttls_expected } };
+    ms_emit_fact(s, &f);
+}
+
+void ms_starttls_unused_check(ms_session *s, ms_unused_what what)
+{
+    if (s->transport != MS_TRANSPORT_CLEARTEXT || !s->starttls_offered || s->starttls_asked ||
+        s->unused_reported)
+        return;
+    s->unused_reported = true;
+    ms_fact f = { .kind = MS_FACT_STARTTLS_UNUSED, .u.unused = { what } };
+    ms_emit_fact(s, &f);
 }
 
 ms_lines_verdict ms_starttls_command(ms_session *s)
@@ -554,6 +604,7 @@ ms_lines_verdict ms_starttls_command(ms_session *s)
     if (s->transport != MS_TRANSPORT_CLEARTEXT)
         return MS_LINES_CONTINUE; /* STARTTLS inside TLS is just a refused command */
     s->starttls_pending = true;
+    s->starttls_asked = true;
     ms_emit_kind(s, MS_FACT_STARTTLS_COMMAND);
     /* Stop here: whatever follows in the same segment was pipelined after
      * STARTTLS, which RFC 3207/2595 forbid; the caller reports it. */
@@ -591,6 +642,12 @@ ms_lines_verdict ms_starttls_reply(ms_session *s, bool accepted)
     if (!accepted)
         return MS_LINES_CONTINUE;
     switch_to_tls(s, MS_TRANSPORT_STARTTLS);
+    s->tls_unconfirmed = true; /* the next bytes must be a TLS record */
+    if (s->clear_logins) {
+        /* the secrets went before the upgrade: TLS came too late for them */
+        ms_fact f = { .kind = MS_FACT_LOGIN_BEFORE_TLS, .u.count = { s->clear_logins } };
+        ms_emit_fact(s, &f);
+    }
     return MS_LINES_STOP;
 }
 
@@ -660,7 +717,7 @@ static void feed_lines(ms_session *s, ms_dir dir, const uint8_t *p, size_t n)
     uint64_t at = s->lines[dir].fed;
     s->lines[dir].fed += n - used; /* the rest went by, unread as lines */
     s->span = (ms_span){ at, (uint32_t)(n - used), dir, true };
-    ms_fact f = { .kind = MS_FACT_STARTTLS_INJECTED, .u.injected = { dir, p + used, n - used } };
+    ms_fact f = { .kind = MS_FACT_STARTTLS_INJECTED, .u.injected = { dir, p + used, n - used, false } };
     ms_emit_fact(s, &f);
     s->span.valid = false;
 }
@@ -707,6 +764,63 @@ static void flush_answered_server_line(ms_session *s)
     s->dir = MS_DIR_C2S;
 }
 
+/* The start of a server reply of this protocol: "250 ", "+OK", "* ", "a1 OK". */
+static bool looks_like_reply(ms_proto proto, const uint8_t *p, size_t n)
+{
+    switch (proto) {
+    case MS_PROTO_SMTP:
+        return n >= 4 && p[0] >= '2' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
+               p[2] <= '9' && (p[3] == ' ' || p[3] == '-' || p[3] == '\r');
+    case MS_PROTO_POP3:
+        return ms_ci_prefix(p, n, "+OK") || ms_ci_prefix(p, n, "-ERR");
+    case MS_PROTO_IMAP: {
+        if (n >= 2 && p[0] == '*' && p[1] == ' ')
+            return true;
+        size_t t = ms_token_len(p, n);
+        if (t == 0 || t + 1 >= n)
+            return false;
+        const uint8_t *r = p + t + 1;
+        size_t rl = ms_token_len(r, n - t - 1);
+        return ms_token_is(r, rl, "OK") || ms_token_is(r, rl, "NO") || ms_token_is(r, rl, "BAD");
+    }
+    default:
+        return false;
+    }
+}
+
+/* TLS really began after STARTTLS: commands the client sent in clear while
+ * waiting for the reply are answered inside TLS, where the client takes the
+ * answers as protected (the response-buffering case). */
+static void tls_confirmed(ms_session *s)
+{
+    if (!s->buffered_bytes)
+        return;
+    ms_fact f = { .kind = MS_FACT_STARTTLS_BUFFERED, .u.buffered = { s->buffered_bytes, s->buffered_frame } };
+    ms_emit_fact(s, &f);
+    s->buffered_bytes = 0;
+}
+
+/* The raw records of a TLS session: its Hellos say the version, cipher and
+ * server name. */
+static void tls_bytes(ms_session *s, ms_dir dir, const uint8_t *p, size_t n)
+{
+    if (!s->hello) {
+        s->hello = s->alloc->realloc_fn(s->alloc->ctx, NULL, sizeof *s->hello);
+        if (!s->hello)
+            return;
+        memset(s->hello, 0, sizeof *s->hello);
+    }
+    ms_tlshello *h = s->hello;
+    if (h->done[0] && h->done[1])
+        return;
+    if (!ms_tlshello_feed(h, s->alloc, dir == MS_DIR_C2S ? 0 : 1, p, n))
+        return;
+    ms_fact f = { .kind = MS_FACT_TLS_POSTURE };
+    f.u.tls_posture = (ms_fact_tls_posture){ h->version, h->cipher, h->client_hello, h->has_sni, h->sni,
+                                             strlen(h->sni) };
+    ms_emit_fact(s, &f);
+}
+
 void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, uint64_t lost,
                         const ms_feed_ctx *ctx)
 {
@@ -714,28 +828,69 @@ void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, u
         return;
     if (!s->payload_seen && s->transport == MS_TRANSPORT_IMPLICIT_TLS && !ms_looks_like_tls(p, n))
         s->transport = MS_TRANSPORT_CLEARTEXT; /* plaintext on a TLS port */
-    if (s->transport != MS_TRANSPORT_CLEARTEXT) {
-        s->payload_seen = true;
-        return;
-    }
     s->ctx = ctx;
     s->dir = dir;
+    if (s->tls_unconfirmed && s->transport == MS_TRANSPORT_STARTTLS && dir == MS_DIR_S2C &&
+        looks_like_reply(s->proto, p, n)) {
+        /* After the STARTTLS OK the client speaks first (its ClientHello):
+         * a reply before it was sent in clear to be read as if it came
+         * inside TLS (response injection). Not read as replies. Anything
+         * else (another protocol) means the switch failed: see below. */
+        s->span = (ms_span){ s->lines[dir].fed, (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n), dir, true };
+        s->lines[dir].fed += n;
+        ms_fact f = { .kind = MS_FACT_STARTTLS_INJECTED, .u.injected = { dir, p, n, true } };
+        ms_emit_fact(s, &f);
+        s->span.valid = false;
+        s->ctx = NULL;
+        return;
+    }
+    if (s->tls_unconfirmed && s->transport == MS_TRANSPORT_STARTTLS) {
+        s->tls_unconfirmed = false;
+        if (ms_looks_like_tls(p, n)) {
+            tls_confirmed(s);
+        } else {
+            /* STARTTLS was accepted, but what follows is no TLS record: a
+             * stripping middlebox, or a capture whose TLS was removed. The
+             * session goes on in clear, and is read as such. */
+            s->transport = MS_TRANSPORT_CLEARTEXT;
+            s->boundary = 0;
+            s->span = (ms_span){ s->lines[dir].fed, (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n), dir, true };
+            ms_fact f = { .kind = MS_FACT_STARTTLS_STRIPPED, .u.stripped = { dir } };
+            ms_emit_fact(s, &f);
+            s->span.valid = false;
+        }
+    }
+    if (s->transport != MS_TRANSPORT_CLEARTEXT) {
+        s->payload_seen = true;
+        tls_bytes(s, dir, p, n);
+        s->ctx = NULL;
+        return;
+    }
     if (ms_looks_like_tls_hello(p, n) && (!s->payload_seen || s->starttls_pending)) {
         /* TLS from the first byte (implicit TLS on a cleartext port), or a
          * handshake after a STARTTLS whose reply the capture does not hold. */
         if (s->starttls_pending) {
             starttls_result(s, MS_STARTTLS_NO_REPLY);
             switch_to_tls(s, MS_TRANSPORT_STARTTLS);
+            tls_confirmed(s);
         } else {
             switch_to_tls(s, MS_TRANSPORT_IMPLICIT_TLS);
         }
         s->payload_seen = true;
+        tls_bytes(s, dir, p, n);
         s->ctx = NULL;
         return;
     }
     s->payload_seen = true;
     s->cleartext_bytes += n;
     s->last_cleartext_frame = ctx->frame;
+    if (dir == MS_DIR_C2S && s->starttls_pending) {
+        /* a command sent in clear while STARTTLS waits for its reply: if TLS
+         * follows, the server answers it inside TLS (response buffering) */
+        if (!s->buffered_bytes)
+            s->buffered_frame = ctx->frame;
+        s->buffered_bytes += n;
+    }
     if (lost)
         stream_gap(s, dir, lost);
     if (dir == MS_DIR_S2C)

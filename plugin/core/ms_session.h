@@ -68,6 +68,12 @@ typedef struct {
     uint8_t client_addr[16];      /* the client's address, the registry's key */
     uint8_t client_addr_len;      /* 0: unknown */
     uint8_t client_family;
+    uint8_t server_addr[16];      /* the server's address and port: the key of what a server offered */
+    uint8_t server_addr_len;      /* 0: unknown */
+    uint8_t server_family;
+    uint16_t server_port;
+    uint32_t session_id;          /* the caller's name for this session (the TCP stream), named in facts */
+    bool starttls_expected;       /* the server port normally offers STARTTLS (a preference) */
     /* the message scanner's limits (0: its defaults) */
     size_t msg_max_header;        /* bytes of one header value kept */
     unsigned msg_max_depth;       /* MIME nesting followed */

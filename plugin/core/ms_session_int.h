@@ -175,6 +175,17 @@ struct ms_session {
     ms_lines lines[2];
 
     bool starttls_pending;
+    bool starttls_offered;  /* a capability list offered it */
+    bool starttls_asked;    /* the client asked for it */
+    bool unused_reported;
+    uint32_t clear_logins;  /* login requests sent in clear so far */
+    bool tls_unconfirmed;   /* STARTTLS accepted; no byte seen since to prove TLS began */
+    bool list_offered;      /* the capability list being read offered STARTTLS */
+    bool logged_in;         /* a login succeeded: later capability lists are another state's */
+    bool cap_reported;      /* capability stripped: said once */
+    uint64_t buffered_bytes; /* client bytes in clear after STARTTLS, before its reply */
+    uint32_t buffered_frame;
+    struct ms_tlshello *hello; /* the handshake being read (TLS sessions) */
     uint32_t boundary;
     uint64_t cleartext_bytes;
     uint32_t last_cleartext_frame;
@@ -249,8 +260,16 @@ ms_creds *ms_auth_new_creds(ms_session *s);
 /* A login command or message that does not parse. */
 void ms_auth_malformed(ms_session *s, ms_auth_problem p);
 
+/* A login or a message went in clear: if STARTTLS was offered and never
+ * asked for, say so (once). */
+void ms_starttls_unused_check(ms_session *s, ms_unused_what what);
+
 /* STARTTLS mechanics common to the three protocols. */
 void ms_starttls_offered(ms_session *s);
+/* A cleartext capability list (EHLO reply, CAPA, IMAP CAPABILITY) ended:
+ * without STARTTLS where the server offered it before or the port expects
+ * it, the capability may have been stripped. */
+void ms_capabilities_end(ms_session *s);
 ms_lines_verdict ms_starttls_command(ms_session *s);
 ms_lines_verdict ms_starttls_reply(ms_session *s, bool accepted);
 

@@ -547,6 +547,8 @@ static ms_lines_verdict reply_done(ms_session *s, int code, const uint8_t *text,
     case SMTP_HELO:
         if (positive)
             tx_reset(st); /* RFC 5321 4.1.4: a new EHLO clears the transaction */
+        if (positive && req.cmd == SMTP_EHLO)
+            ms_capabilities_end(s);
         break;
     case SMTP_MAIL:
         if (st->tx_mail == MS_TX_SENT)

@@ -83,13 +83,17 @@ class Capture:
         self.convs = []
         self.offsets = None
 
-    def conversation(self, server_port, handshake=True, ipv6=False, client_port=None):
+    def conversation(self, server_port, handshake=True, ipv6=False, client_port=None, server_of=None):
+        """A new conversation; server_of: an earlier (IPv4) conversation whose
+        server address this one talks to."""
         k = len(self.convs)
         cport = 40000 + k if client_port is None else client_port
         if ipv6:
             client, server = ("2001:db8:%x::1" % (k + 1), cport), ("2001:db8:%x::2" % (k + 1), server_port)
         else:
             client, server = ("10.1.%d.1" % k, cport), ("10.1.%d.2" % k, server_port)
+            if server_of is not None:
+                server = (server_of.server[0], server_port)
         c = Conversation(client=client, server=server, ipv6=ipv6)
         c.t += 100.0 * k
         c.sent = []   # (frame index in c, who, payload) of every segment with payload

@@ -357,7 +357,8 @@ def test_brute_force_alerts():
     assert len(failed) == 1 and len(failed[0][1]) == len(failures), r
     failure_frames = failed[0][1]
     # Every password that crossed in clear is a warning.
-    cleartext = [f for sev, frames, msg in found if sev == "warning" and "in clear" in msg.lower() for f in frames]
+    cleartext = [f for sev, frames, msg in found
+                 if sev == "warning" and msg.lower().startswith("credentials in clear") for f in frames]
     assert len(cleartext) == len(in_clear), r
     # Brute force from the threshold-th failure on, on failure verdicts only.
     brute = [f for sev, frames, msg in found if sev == "warning" and "brute force" in msg.lower() for f in frames]

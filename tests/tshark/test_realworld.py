@@ -21,6 +21,7 @@ CASES = [pytest.param(r, id=r["path"].split("/tests/")[-1]) for r in realworld_c
 if not CASES:
     raise RuntimeError("the real-world corpus is missing: expected ../shared/realworld/MANIFEST.tsv")
 
+STARTTLS_PORTS = {"587"}  # the starttls_ports preference's default
 BASE = ["frame.number", "tcp.stream", "tcp.srcport", "tcp.dstport", "tcp.payload", "frame.protocols"]
 RECOGNISED = BASE + ["mailsec.proto", "mailsec.detected_by"]
 LOGIN_FIELDS = ["tcp.stream", "smtp.req.command", "pop.request.command", "imap.request.command",
@@ -109,7 +110,8 @@ JUSTIFY_FIELDS = ["frame.number", "tcp.stream", "tcp.srcport", "frame.protocols"
                   "tcp.analysis.lost_segment", "tcp.analysis.ack_lost_segment",
                   "smtp.req.command", "smtp.response.code", "pop.request.command", "pop.response.indicator",
                   "imap.request.command", "imap.response.status", "tcp.payload", "smtp.req.parameter",
-                  "imap.request", "imf.from"]
+                  "imap.request", "imf.from", "tls.handshake.type", "tls.handshake.extensions_server_name",
+                  "tls.handshake.version", "tls.handshake.extensions.supported_version", "ip.src", "ipv6.src"]
 # One -Y tcp run without mailsec serves both BASE and JUSTIFY_FIELDS, and one with
 # mailsec both RECOGNISED and LOGIN_FIELDS (conftest: Tshark.fields, wide).
 BASELINE_WIDE = JUSTIFY_FIELDS + [f for f in BASE if f not in JUSTIFY_FIELDS]
@@ -139,6 +141,7 @@ def _org(domain):
 def _stream_evidence(rows):
     ev = collections.defaultdict(lambda: collections.defaultdict(int))
     side = collections.defaultdict(list)
+    server_addr = {}
     for r in rows:
         d = dict(zip(JUSTIFY_FIELDS, r))
         s = d["tcp.stream"]
@@ -176,6 +179,26 @@ def _stream_evidence(rows):
         m = re.search(r"@([^>\s,]+)", d["imf.from"])
         if m:
             e["from_domains"] = (e["from_domains"] or set()) | {_org(m.group(1))}
+        if cmds & {"STAR", "STARTTLS", "STLS"}:
+            if e["login"]:
+                e["login_before_tls"] = True  # a login command came first, in clear
+            e["starttls_asked"] = True
+            if not e["starttls_at"]:
+                e["starttls_at"] = int(d["frame.number"])
+                e["starttls_port"] = d["tcp.srcport"]
+        if cmds & {"AUTH", "USER", "PASS", "APOP", "LOGIN", "AUTHENTICATE", "DATA", "BDAT", "RETR", "TOP",
+                   "FETCH", "APPEND"} or (d["tcp.payload"] and re.match(rb"(?i)(data|bdat)\b",
+                                                                      bytes.fromhex(d["tcp.payload"].replace(":", "")))):
+            e["sensitive"] = True
+        types = set(d["tls.handshake.type"].split(","))
+        if "1" in types:
+            e["client_hello"] = True
+            if d["tls.handshake.extensions_server_name"]:
+                e["sni"] = True
+        if "2" in types:
+            versions = [v for v in (d["tls.handshake.extensions.supported_version"] or d["tls.handshake.version"]).split(",") if v]
+            if versions and int(versions[-1], 16) < 0x0303:
+                e["old_tls"] = True
         if "DELE" in cmds or re.search(r"\\deleted|expunge|move", d["imap.request"], re.I):
             e["deletion"] = True
         if cmds & LOGIN_REQUESTS:
@@ -193,7 +216,19 @@ def _stream_evidence(rows):
         if d["tcp.payload"]:
             # each side's bytes in capture order; a line is judged on the joined stream
             side[(s, d["tcp.srcport"])].append(d["tcp.payload"])
-    for (s, _), payloads in side.items():
+            server_addr.setdefault((s, d["tcp.srcport"]), d["ip.src"] or d["ipv6.src"])
+            # after STARTTLS was asked for and answered, the next bytes are no TLS record
+            if e["starttls_at"] and int(d["frame.number"]) > e["starttls_at"] and not e["after_starttls"]:
+                payload = bytes.fromhex(d["tcp.payload"].replace(":", ""))
+                if re.match(rb"(220|\+OK|\S+ OK)", payload) and not e["answered"]:
+                    e["answered"] = True
+                elif not e["answered"] and d["tcp.srcport"] == e["starttls_port"]:
+                    e["buffered"] = True  # the client spoke again before the STARTTLS reply
+                elif e["answered"]:
+                    e["after_starttls"] = True
+                    if not (payload[:1] and 20 <= payload[0] <= 23 and payload[1:2] == b"\x03"):
+                        e["stripped"] = True
+    for (s, port), payloads in side.items():
         joined = b"".join(bytes.fromhex(p.replace(":", "")) for p in payloads)
         if any(len(line) > MAX_LINE for line in joined.split(b"\n")):
             ev[s]["long"] = True
@@ -201,6 +236,25 @@ def _stream_evidence(rows):
             ev[s]["lookalike"] = True
         if DANGEROUS.search(joined):
             ev[s]["dangerous"] = True
+        if re.search(rb"(?im)^(250[ -]STARTTLS|STLS\r?$|\* CAPABILITY .*STARTTLS|\S+ OK \[CAPABILITY .*STARTTLS|"
+                     rb"\* OK \[CAPABILITY .*STARTTLS)", joined):
+            ev[s]["offered"] = True
+        # a message carried in clear, seen from the server's side alone (a
+        # capture that lost the client's half): an IMAP FETCH of a body literal
+        if re.search(rb"(?im)^\* \d+ FETCH \([^\r\n]*(BODY|RFC822)[^\r\n]*\{\d+\}\r?$", joined):
+            ev[s]["sensitive"] = True
+        # a capability list (an EHLO reply, a CAPA list, an IMAP CAPABILITY)
+        # without STARTTLS: the server side, with its address and port
+        lists = re.findall(rb"(?im)^250[ -](?:PIPELINING|SIZE|AUTH|8BITMIME|ENHANCEDSTATUSCODES)\b|"
+                           rb"^(?:SASL|UIDL|USER|TOP)\b.*$|CAPABILITY IMAP4", joined)
+        if lists and not ev[s]["offered"]:
+            ev[s]["cap_missing"] = True
+        if lists or ev[s]["offered"]:
+            ev[s]["server"] = (server_addr.get((s, port)), port)
+        if re.search(rb"(?m)^\* PREAUTH", joined):
+            ev[s]["preauth"] = True
+        if b"[ALERT]" in joined.upper():
+            ev[s]["imap_alert"] = True
         # a From header (a line of its own, so not MAIL FROM) in another
         # domain than the envelope's, and DATA before any MAIL FROM, in the
         # raw bytes: Wireshark's IMF wants CR LF headers, some clients send LF
@@ -212,7 +266,18 @@ def _stream_evidence(rows):
         first_data = re.search(rb"(?im)^(data|bdat)\b", joined)
         if first_data and (not first_mail or first_data.start() < first_mail.start()):
             ev[s]["no_envelope"] = True
+    # capability stripped: a list without STARTTLS on a port that expects it,
+    # or where an earlier session of the same server offered it
+    offered_by = {}
+    for s in sorted(ev, key=int):
+        e = ev[s]
+        if e["cap_missing"] and (e["server"][1] in STARTTLS_PORTS or e["server"] in offered_by):
+            e["cap_stripped"] = True
+        if e["offered"] and e["server"]:
+            offered_by.setdefault(e["server"], s)
     for e in ev.values():
+        e["unused"] = bool(e["offered"] and not e["starttls_asked"] and e["sensitive"])
+        e["no_sni"] = bool(e["client_hello"] and not e["sni"])
         e["mismatch"] = bool(e["env_domains"] and e["from_domains"] and e["from_domains"] - e["env_domains"])
         e["enumeration"] = e["probes"] >= ENUM_THRESHOLD
         e["mass"] = e["rcpts"] >= MASS_RCPT
@@ -242,6 +307,15 @@ def test_no_unjustified_alert(tshark, capture):
         "mailsec.msg.dangerous_attachment": "dangerous",
         "mailsec.msg.mass_mailing": "mass",
         "mailsec.msg.sender_mismatch": "mismatch",
+        "mailsec.starttls.stripped": "stripped",
+        "mailsec.starttls.offered_not_used": "unused",
+        "mailsec.tls.no_sni": "no_sni",
+        "mailsec.tls.old_version": "old_tls",
+        "mailsec.imap.preauth_in_clear": "preauth",
+        "mailsec.imap.alert_in_clear": "imap_alert",
+        "mailsec.starttls.login_before_tls": "login_before_tls",
+        "mailsec.starttls.capability_stripped": "cap_stripped",
+        "mailsec.starttls.response_buffering": "buffered",
     }
     for stream, frame, names in rows:
         for name in names.split(","):

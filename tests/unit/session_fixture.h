@@ -95,6 +95,14 @@ static void sink(void *ctx, const ms_fact *fact)
     case MS_FACT_TLS_BEGIN:
         r->ival = fact->u.tls_begin.transport;
         break;
+    case MS_FACT_STARTTLS_BUFFERED:
+        r->size = fact->u.buffered.bytes;
+        r->ref_frame = fact->u.buffered.frame;
+        break;
+    case MS_FACT_CAPABILITY_STRIPPED:
+        r->ival = (int)fact->u.cap_stripped.offered_in;
+        r->ival2 = fact->u.cap_stripped.expected;
+        break;
     case MS_FACT_STARTTLS_INJECTED:
         r->ival = fact->u.injected.dir;
         assert_true(fact->u.injected.len <= MAX_DATA);
@@ -282,20 +290,26 @@ static void body_is(const fixture *fx, size_t i, ms_body_source src, const char 
     assert_int_equal(r->ended, ended);
 }
 
-static fixture *start(ms_proto port_proto, bool implicit_tls, ms_detect how, size_t max_line)
+/* A session with this configuration. */
+static fixture *start_cfg(const ms_session_config *cfg)
 {
     fixture *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
     fx->alloc = (ms_allocator){ count_realloc, count_free, &fx->mem };
+    fx->s = ms_session_new(&fx->alloc, cfg);
+    assert_non_null(fx->s);
+    return fx;
+}
+
+static fixture *start(ms_proto port_proto, bool implicit_tls, ms_detect how, size_t max_line)
+{
     ms_session_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.port_proto = port_proto;
     cfg.implicit_tls = implicit_tls;
     cfg.how = how;
     cfg.max_line = max_line;
-    fx->s = ms_session_new(&fx->alloc, &cfg);
-    assert_non_null(fx->s);
-    return fx;
+    return start_cfg(&cfg);
 }
 
 static void finish(fixture *fx)
