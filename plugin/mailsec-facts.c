@@ -13,6 +13,7 @@
 static int hf_mailsec_starttls_offered = -1;
 static int hf_mailsec_starttls_command = -1;
 static int hf_mailsec_starttls_result = -1;
+static int hf_mailsec_starttls_tls_began = -1;
 static int hf_mailsec_starttls_injected = -1;
 static int hf_mailsec_auth_attempt = -1;
 static int hf_mailsec_auth_started = -1;
@@ -175,6 +176,12 @@ static void render_result(mailsec_render_ctx *rc, const mailsec_fact *f)
                              ms_starttls_result_name(f->core.starttls_result.result)));
 }
 
+static void render_tls_began(mailsec_render_ctx *rc, const mailsec_fact *f)
+{
+    proto_item_set_generated(proto_tree_add_boolean(starttls_tree(rc), hf_mailsec_starttls_tls_began, rc->tvb, AT(f),
+                                                    f->kind == MS_FACT_STARTTLS_CONFIRMED));
+}
+
 static void render_injected(mailsec_render_ctx *rc, const mailsec_fact *f)
 {
     proto_item *ti = proto_tree_add_bytes_with_length(starttls_tree(rc), hf_mailsec_starttls_injected, rc->tvb, AT(f),
@@ -267,13 +274,14 @@ static const mailsec_fact_def fact_defs[MS_FACT_KIND_END] = {
     [MS_FACT_DELETED] = { "deleted", MAILSEC_GROUP_MAIL, NULL, mailsec_render_deleted },
     [MS_FACT_SMUGGLED_ANSWERED] = { "smuggled-answered", MAILSEC_GROUP_NONE, NULL, NULL },
     [MS_FACT_TLS_POSTURE] = { "tls-posture", MAILSEC_GROUP_NONE, mailsec_keep_tls_posture, NULL },
-    [MS_FACT_STARTTLS_STRIPPED] = { "starttls-stripped", MAILSEC_GROUP_NONE, NULL, NULL },
+    [MS_FACT_STARTTLS_STRIPPED] = { "starttls-stripped", MAILSEC_GROUP_STARTTLS, NULL, render_tls_began },
     [MS_FACT_STARTTLS_UNUSED] = { "starttls-unused", MAILSEC_GROUP_NONE, NULL, NULL },
     [MS_FACT_IMAP_PREAUTH] = { "imap-preauth", MAILSEC_GROUP_NONE, NULL, NULL },
     [MS_FACT_IMAP_ALERT] = { "imap-alert", MAILSEC_GROUP_NONE, mailsec_keep_text, NULL },
     [MS_FACT_LOGIN_BEFORE_TLS] = { "login-before-tls", MAILSEC_GROUP_NONE, NULL, NULL },
     [MS_FACT_STARTTLS_BUFFERED] = { "starttls-buffered", MAILSEC_GROUP_NONE, NULL, NULL },
     [MS_FACT_CAPABILITY_STRIPPED] = { "capability-stripped", MAILSEC_GROUP_NONE, NULL, NULL },
+    [MS_FACT_STARTTLS_CONFIRMED] = { "starttls-confirmed", MAILSEC_GROUP_STARTTLS, NULL, render_tls_began },
 };
 
 const mailsec_fact_def *mailsec_fact_def_of(ms_fact_kind kind)
@@ -364,6 +372,10 @@ void mailsec_facts_register(int proto)
         { &hf_mailsec_starttls_result,
           { "STARTTLS result", "mailsec.starttls.result", FT_STRING, BASE_NONE, NULL, 0x0,
             "accepted, refused or no-reply", HFILL } },
+        { &hf_mailsec_starttls_tls_began,
+          { "TLS began", "mailsec.starttls.tls_began", FT_BOOLEAN, BASE_NONE, NULL, 0x0,
+            "After an accepted STARTTLS: true on the first TLS record, false where the session went on "
+            "without TLS (stripped, or another protocol)", HFILL } },
         { &hf_mailsec_auth_attempt,
           { "Login attempt", "mailsec.auth.attempt", FT_UINT32, BASE_DEC, NULL, 0x0,
             "1, 2, 3 ... within the session", HFILL } },

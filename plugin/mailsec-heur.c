@@ -19,6 +19,8 @@ static dissector_handle_t mailsec_conv_handle;
 
 /* Longest first line we look at: greetings and commands are short. */
 #define MAILSEC_HEUR_LINE_MAX 512
+/* Payloads of a reply not naming SMTP waited through for the client's line. */
+#define MAILSEC_HEUR_WEAK_MAX 8
 
 bool mailsec_recognise_payload(mailsec_claim *mc, packet_info *pinfo, tvbuff_t *tvb, int offset)
 {
@@ -37,6 +39,18 @@ bool mailsec_recognise_payload(mailsec_claim *mc, packet_info *pinfo, tvbuff_t *
         len--;
     ms_guess server = ms_detect_server_line(p, len);
     ms_guess client = ms_detect_client_line(p, len);
+    if (mc->weak_payloads) {
+        /* after a reply that did not name SMTP: only the other side's
+         * unambiguous SMTP command decides, and then it is SMTP */
+        if (pinfo->srcport == mc->weak_port && server.proto == MS_PROTO_SMTP && !server.strong &&
+            mc->weak_payloads < MAILSEC_HEUR_WEAK_MAX) {
+            mc->weak_payloads++; /* more of the same reply */
+            return false;
+        }
+        server.strong = false;
+        if (pinfo->srcport == mc->weak_port || client.proto != MS_PROTO_SMTP)
+            client.strong = false;
+    }
     if (server.strong) {
         mc->claimed = server.proto;
         mc->server_is_src = true;
@@ -45,6 +59,12 @@ bool mailsec_recognise_payload(mailsec_claim *mc, packet_info *pinfo, tvbuff_t *
         mc->claimed = client.proto;
         mc->server_is_src = false;
         mc->server_port = pinfo->destport;
+    } else if (!mc->weak_payloads && server.proto == MS_PROTO_SMTP && len >= 3 && p[0] == '2') {
+        /* "220 Greetings": SMTP, or FTP, or anything that numbers its
+         * replies; the client's first command will tell */
+        mc->weak_payloads = 1;
+        mc->weak_port = pinfo->srcport;
+        return false;
     } else {
         mc->given_up = true;
         return false;
@@ -86,6 +106,10 @@ static gboolean dissect_mailsec_heur(tvbuff_t *tvb, packet_info *pinfo, proto_tr
     if (!mailsec_recognise_payload(&claim, pinfo, tvb, 0)) {
         if (claim.given_up && !mc)
             conversation_add_proto_data(conv, proto_mailsec, &mailsec_conv_not_mail);
+        else if (mc)
+            mc->claim = claim;
+        else if (claim.weak_payloads && !PINFO_FD_VISITED(pinfo))
+            (void)mailsec_conv_create(conv, &claim); /* remember what it waits for */
         return FALSE;
     }
     dissector_handle_t builtin = mailsec_builtin_handle(claim.claimed);
@@ -96,7 +120,9 @@ static gboolean dissect_mailsec_heur(tvbuff_t *tvb, packet_info *pinfo, proto_tr
     else
         mc = mailsec_conv_create(conv, &claim);
     mc->builtin = builtin;
-    conversation_set_dissector(conv, mailsec_conv_handle);
+    /* from this frame on: a greeting the decision waited past stays as it
+     * was dissected, in every pass */
+    conversation_set_dissector_from_frame_number(conv, pinfo->num, mailsec_conv_handle);
     dissect_mailsec_conv(tvb, pinfo, tree, data);
     return TRUE;
 }

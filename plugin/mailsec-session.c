@@ -369,11 +369,18 @@ static mailsec_conv *session_of(packet_info *pinfo, conversation_t *conv, const 
         if (!mailsec_prefs.heuristic || t->captured == 0)
             return NULL;
         mailsec_claim claim;
-        memset(&claim, 0, sizeof claim);
+        if (mc)
+            claim = mc->claim;
+        else
+            memset(&claim, 0, sizeof claim);
         if (!mailsec_recognise_payload(&claim, pinfo, t->tvb, t->offset)) {
             /* a no is final (mailsec-heur.c), and the ports are not mail */
             if (claim.given_up && !mc)
                 conversation_add_proto_data(conv, proto_mailsec, &mailsec_conv_not_mail);
+            else if (mc)
+                mc->claim = claim;
+            else if (claim.weak_payloads)
+                (void)mailsec_conv_create(conv, &claim);
             return NULL;
         }
         if (mc)
@@ -395,7 +402,7 @@ static mailsec_frame *analyse_frame(packet_info *pinfo)
     if (!conv)
         return NULL;
     mailsec_conv *mc = session_of(pinfo, conv, &t);
-    if (!mc)
+    if (!mc || mc->not_mail)
         return NULL;
 
     mailsec_frame rec;
@@ -451,6 +458,12 @@ static mailsec_frame *analyse_frame(packet_info *pinfo)
         ms_seq_flush(&mc->seq[MS_DIR_C2S], feed_segment, &sf[MS_DIR_C2S]);
         ms_seq_flush(&mc->seq[MS_DIR_S2C], feed_segment, &sf[MS_DIR_S2C]);
     }
+    if (ms_session_not_mail(mc->core)) {
+        /* a TLS port's first payload was neither TLS nor mail: from here on
+         * mailsec says nothing of this conversation */
+        mc->not_mail = true;
+        return NULL;
+    }
     if (ms_session_tls(mc->core)) {
         record_feed rf = { mc->core, dir, &feed, 0 };
         mailsec_tls_feed_records(pinfo, mc, dir, feed_record, &rf);
@@ -459,7 +472,7 @@ static mailsec_frame *analyse_frame(packet_info *pinfo)
 
     fr->proto = (guint8)ms_session_proto(mc->core);
     fr->detected_by = (guint8)ms_session_detect(mc->core);
-    fr->transport = (guint8)ms_session_frame_transport(mc->core, pinfo->num);
+    fr->transport = (guint8)ms_session_dir_transport(mc->core, dir, pinfo->num);
     unsigned gen;
     size_t ulen;
     const char *user = ms_session_auth_user(mc->core, &ulen, &gen);

@@ -62,6 +62,10 @@ typedef struct {
     bool server_is_src;    /* the claiming payload came from the server */
     guint32 server_port;
     bool given_up;         /* the first payload was no mail: final */
+    /* A first payload that was an SMTP-like reply not naming SMTP ("220
+     * Greetings"): the decision waits for the other side's first line. */
+    guint8 weak_payloads;  /* such payloads seen (bounded) */
+    guint32 weak_port;     /* the port they came from */
 } mailsec_claim;
 
 /* Per TCP conversation, file scope. core is NULL until the conversation is
@@ -74,6 +78,7 @@ typedef struct {
     ms_seq seq[2];
     mailsec_claim claim;
     dissector_handle_t builtin; /* pinned built-in dissector (heuristic sessions) */
+    bool not_mail;              /* a TLS port's first payload was neither TLS nor mail */
     /* TLS application data already fed, per direction */
     const void *tls_flow[2];
     guint32 tls_next[2];

@@ -128,6 +128,7 @@ typedef enum {
     MS_FACT_LOGIN_BEFORE_TLS,  /* .count: logins that went in clear before STARTTLS took effect */
     MS_FACT_STARTTLS_BUFFERED, /* .buffered: client bytes sent in clear after STARTTLS, before its reply, then TLS */
     MS_FACT_CAPABILITY_STRIPPED, /* .cap_stripped: a cleartext capability list without STARTTLS where it was due */
+    MS_FACT_STARTTLS_CONFIRMED, /* no payload: after STARTTLS, the first TLS record: TLS really began */
     MS_FACT_KIND_END           /* one past the last kind */
 } ms_fact_kind;
 

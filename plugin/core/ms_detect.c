@@ -83,7 +83,8 @@ ms_guess ms_detect_client_line(const uint8_t *p, size_t len)
     ms_guess g = { MS_PROTO_UNKNOWN, false };
     size_t t = ms_token_len(p, len);
     if (ms_token_is(p, t, "EHLO") || ms_token_is(p, t, "HELO") || ms_token_is(p, t, "LHLO") ||
-        ms_ci_prefix(p, len, "MAIL FROM:") || ms_ci_prefix(p, len, "RCPT TO:")) {
+        ms_ci_prefix(p, len, "MAIL FROM:") || ms_ci_prefix(p, len, "RCPT TO:") ||
+        (ms_token_is(p, t, "BDAT") && t + 1 < len && is_digit(p[t + 1]))) {
         g.proto = MS_PROTO_SMTP;
         g.strong = true;
         return g;

@@ -137,6 +137,17 @@ const char *ms_session_auth_user(const ms_session *s, size_t *len, unsigned *gen
     return s->auth_user_gen ? s->auth_user : NULL;
 }
 
+bool ms_session_not_mail(const ms_session *s) { return s->not_mail; }
+
+ms_transport ms_session_dir_transport(const ms_session *s, ms_dir dir, uint32_t frame)
+{
+    if (s->odd_clear[dir & 1])
+        return MS_TRANSPORT_CLEARTEXT;
+    if (s->odd_tls[dir & 1])
+        return MS_TRANSPORT_IMPLICIT_TLS;
+    return ms_session_frame_transport(s, frame);
+}
+
 ms_transport ms_session_frame_transport(const ms_session *s, uint32_t frame)
 {
     if (s->transport == MS_TRANSPORT_STARTTLS && frame <= s->boundary)
@@ -788,11 +799,33 @@ static bool looks_like_reply(ms_proto proto, const uint8_t *p, size_t n)
     }
 }
 
+/* The first bytes of a TLS record (a segment may hold just a few of them). */
+static bool tls_start(const uint8_t *p, size_t n)
+{
+    if (n >= 5)
+        return ms_looks_like_tls(p, n);
+    return p[0] >= 20 && p[0] <= 23 && (n < 2 || p[1] == 3);
+}
+
+/* The first line of p is a mail greeting, reply or command of any protocol. */
+static bool mail_line(const uint8_t *p, size_t n)
+{
+    const uint8_t *lf = memchr(p, '\n', n);
+    size_t len = lf ? (size_t)(lf - p) : n;
+    if (len > 0 && p[len - 1] == '\r')
+        len--;
+    return ms_detect_server_line(p, len).proto != MS_PROTO_UNKNOWN ||
+           ms_detect_client_line(p, len).proto != MS_PROTO_UNKNOWN;
+}
+
+static void cleartext_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, uint64_t lost);
+
 /* TLS really began after STARTTLS: commands the client sent in clear while
  * waiting for the reply are answered inside TLS, where the client takes the
  * answers as protected (the response-buffering case). */
 static void tls_confirmed(ms_session *s)
 {
+    ms_emit_kind(s, MS_FACT_STARTTLS_CONFIRMED);
     if (!s->buffered_bytes)
         return;
     ms_fact f = { .kind = MS_FACT_STARTTLS_BUFFERED, .u.buffered = { s->buffered_bytes, s->buffered_frame } };
@@ -824,12 +857,29 @@ static void tls_bytes(ms_session *s, ms_dir dir, const uint8_t *p, size_t n)
 void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, uint64_t lost,
                         const ms_feed_ctx *ctx)
 {
-    if (n == 0)
+    if (n == 0 || s->not_mail)
         return;
-    if (!s->payload_seen && s->transport == MS_TRANSPORT_IMPLICIT_TLS && !ms_looks_like_tls(p, n))
-        s->transport = MS_TRANSPORT_CLEARTEXT; /* plaintext on a TLS port */
+    bool first_of_dir = !s->dir_seen[dir];
+    s->dir_seen[dir] = true;
+    if (!s->payload_seen && s->transport == MS_TRANSPORT_IMPLICIT_TLS && !tls_start(p, n)) {
+        /* plaintext on a TLS port: mail in clear, or no mail at all (that
+         * is the end of it: nothing more is read or said) */
+        if (!mail_line(p, n)) {
+            s->not_mail = true;
+            return;
+        }
+        s->transport = MS_TRANSPORT_CLEARTEXT;
+    }
     s->ctx = ctx;
     s->dir = dir;
+    if (s->transport == MS_TRANSPORT_IMPLICIT_TLS &&
+        (s->odd_clear[dir] || (first_of_dir && !tls_start(p, n) && mail_line(p, n)))) {
+        /* the other side began with TLS, this one answers in clear (a
+         * client that took a cleartext port for a TLS one): read in clear */
+        s->odd_clear[dir] = true;
+        cleartext_segment(s, dir, p, n, lost);
+        return;
+    }
     if (s->tls_unconfirmed && s->transport == MS_TRANSPORT_STARTTLS && dir == MS_DIR_S2C &&
         looks_like_reply(s->proto, p, n)) {
         /* After the STARTTLS OK the client speaks first (its ClientHello):
@@ -881,6 +931,21 @@ void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, u
         s->ctx = NULL;
         return;
     }
+    if (s->odd_tls[dir] || (first_of_dir && ms_looks_like_tls_hello(p, n))) {
+        /* this side began with a TLS handshake while the other spoke in
+         * clear (a greeting came first): its bytes are TLS, not lines */
+        s->odd_tls[dir] = true;
+        tls_bytes(s, dir, p, n);
+        s->ctx = NULL;
+        return;
+    }
+    cleartext_segment(s, dir, p, n, lost);
+}
+
+/* Cleartext bytes of one direction, read as lines. */
+static void cleartext_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, uint64_t lost)
+{
+    const ms_feed_ctx *ctx = s->ctx;
     s->payload_seen = true;
     s->cleartext_bytes += n;
     s->last_cleartext_frame = ctx->frame;
@@ -904,7 +969,7 @@ void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, u
 void ms_session_decrypted(ms_session *s, ms_dir dir, const uint8_t *p, size_t n,
                           const ms_feed_ctx *ctx)
 {
-    if (n == 0 || s->transport == MS_TRANSPORT_CLEARTEXT)
+    if (n == 0 || s->transport == MS_TRANSPORT_CLEARTEXT || s->not_mail || s->odd_clear[dir & 1])
         return;
     s->ctx = ctx;
     s->dir = dir;

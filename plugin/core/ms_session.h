@@ -102,6 +102,12 @@ ms_proto ms_session_proto(const ms_session *s);
 ms_detect ms_session_detect(const ms_session *s);
 /* The transport in force for a frame dissected now. */
 ms_transport ms_session_frame_transport(const ms_session *s, uint32_t frame);
+/* The same for a frame sent in direction dir: a side that spoke in clear
+ * while the other began with TLS (or the reverse) is labelled by what it sent. */
+ms_transport ms_session_dir_transport(const ms_session *s, ms_dir dir, uint32_t frame);
+/* The first payload on a TLS port was neither TLS nor mail: the session is
+ * not mail, and nothing more is read. */
+bool ms_session_not_mail(const ms_session *s);
 bool ms_session_tls(const ms_session *s);
 /* Bytes of one direction fed so far (lost bytes included): the stream
  * offset of the next byte, as ms_span counts it. */

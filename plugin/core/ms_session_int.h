@@ -180,6 +180,10 @@ struct ms_session {
     bool unused_reported;
     uint32_t clear_logins;  /* login requests sent in clear so far */
     bool tls_unconfirmed;   /* STARTTLS accepted; no byte seen since to prove TLS began */
+    bool not_mail;          /* a TLS port's first payload was neither TLS nor mail */
+    bool dir_seen[2];       /* a direction has sent payload */
+    bool odd_clear[2];      /* this side speaks in clear though the session began with TLS */
+    bool odd_tls[2];        /* this side began with TLS though the session is in clear */
     bool list_offered;      /* the capability list being read offered STARTTLS */
     bool logged_in;         /* a login succeeded: later capability lists are another state's */
     bool cap_reported;      /* capability stripped: said once */

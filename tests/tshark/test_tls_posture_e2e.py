@@ -16,7 +16,7 @@ from e2e import Capture, client_hello, frames_with, num, one, table
 CASES = [c for c in ground_truth_captures() if c.values[0][2]["transport"] != "cleartext"]
 FIELDS = ["frame.number", "tcp.srcport", "tcp.dstport", "mailsec.transport", "mailsec.tls.version",
           "mailsec.tls.cipher", "mailsec.tls.sni", "mailsec.auth.exposed", "mailsec.auth.username",
-          "mailsec.alert.name", "mailsec.alert.severity", "mailsec.alert"]
+          "mailsec.alert.name", "mailsec.alert.severity", "mailsec.alert", "mailsec.starttls.tls_began"]
 BUILTIN = ["frame.number", "tcp.srcport", "tcp.dstport", "tls.handshake.type", "tls.handshake.version",
            "tls.handshake.extensions.supported_version", "tls.handshake.ciphersuite",
            "tls.handshake.extensions_server_name"]
@@ -47,6 +47,11 @@ def test_posture_matches_the_tls_dissector(tshark, case):
             assert r["mailsec.tls.sni"] == want_sni
         if s.get("sni"):
             assert want_sni == [s["sni"]]
+        # after STARTTLS: TLS began, said once, on the client's first record
+        if s["transport"] == "starttls":
+            began = [r for r in rows if port in r["tcp.srcport"] + r["tcp.dstport"] and r["mailsec.starttls.tls_began"]]
+            assert [r["mailsec.starttls.tls_began"] for r in began] == [["1"]]
+            assert num(began[0]) == num(client)
         # a modern handshake with a server name: neither posture alert
         names = [n for r in rows if port in r["tcp.srcport"] + r["tcp.dstport"] for n in r["mailsec.alert.name"]]
         assert "mailsec.tls.old_version" not in names
@@ -153,6 +158,7 @@ def test_attacks_around_the_switch(tshark, around, two_pass):
     by = {num(r): r for r in rows}
     # stripped: an error where the cleartext goes on, and everything after is read in clear
     assert frames_with(rows, "mailsec.starttls.stripped") == [f["strip"]]
+    assert by[f["strip"]]["mailsec.starttls.tls_began"] == ["0"]
     assert one(by[f["strip_login"]], "mailsec.transport") == "cleartext"
     assert one(by[f["strip_login"]], "mailsec.auth.exposed") == "1"
     assert one(by[f["strip_login"]], "mailsec.auth.username") == "alice"
@@ -165,6 +171,7 @@ def test_attacks_around_the_switch(tshark, around, two_pass):
     assert frames_with(rows, "mailsec.imap.alert_in_clear") == [f["alert"]]
     # response buffering: on the handshake that follows, naming the frame of the command
     assert frames_with(rows, "mailsec.starttls.response_buffering") == [f["buffered"]]
+    assert by[f["buffered"]]["mailsec.starttls.tls_began"] == ["1"]
     (msg,) = [m for name, m in messages(by[f["buffered"]]) if name == "mailsec.starttls.response_buffering"]
     assert "frame %d" % f["buffered_cmd"] in msg and "6 bytes" in msg
     # a reply sent in clear after the STLS OK, before the handshake: injection,
@@ -178,3 +185,81 @@ def test_attacks_around_the_switch(tshark, around, two_pass):
     assert "TCP stream 6" in msg
     # nothing else: the stripped session is the only one stripped
     assert frames_with(rows, "mailsec.starttls.stripped") == [f["strip"]]
+
+
+@pytest.fixture(scope="module")
+def recognition(tmp_path_factory):
+    cap = Capture()
+    at = {}
+    # 1. SMTP on another port, behind a greeting that does not say SMTP
+    c = cap.conversation(8025)
+    (at["weak_greeting"],) = cap.send(c, "s", b"220 Greetings\r\n")
+    (at["weak_ehlo"],) = cap.send(c, "c", b"EHLO c.example\r\n")
+    cap.send(c, "s", b"250-Greetings\r\n250 AUTH PLAIN\r\n")
+    (at["weak_login"],) = cap.send(c, "c", b"AUTH PLAIN AGFsaWNlAFdvbmRlcmxhbmQtNDI=\r\n")
+    cap.send(c, "s", b"235 2.7.0 Authentication successful\r\n")
+    c.close()
+    at["weak_conv"] = c
+    # 2. the same kind of greeting, then FTP: never mail
+    c = cap.conversation(8021)
+    cap.send(c, "s", b"220 Service ready\r\n")
+    cap.send(c, "c", b"USER bob\r\n")
+    cap.send(c, "s", b"331 Password required\r\n")
+    cap.send(c, "c", b"PASS secret\r\n")
+    c.close()
+    at["ftp_conv"] = c
+    # 3. HTTP on the IMAPS port: not mail from its first payload on
+    c = cap.conversation(993)
+    cap.send(c, "c", b"GET / HTTP/1.1\r\nHost: example.org\r\n\r\n")
+    cap.send(c, "s", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    c.close()
+    at["http_conv"] = c
+    # 4. port 25: the greeting, then a client speaking TLS, answered in clear
+    c = cap.conversation(25)
+    (at["tls_after_greeting_220"],) = cap.send(c, "s", b"220 mx.example.org ESMTP\r\n")
+    (at["tls_after_greeting_hello"],) = cap.send(c, "c", client_hello())
+    (at["tls_after_greeting_500"],) = cap.send(c, "s", b"500 5.5.2 Error: bad syntax\r\n")
+    c.close()
+    # 5. port 25: the client's handshake first, the server greets in clear
+    c = cap.conversation(25)
+    (at["tls_first_hello"],) = cap.send(c, "c", client_hello())
+    (at["tls_first_220"],) = cap.send(c, "s", b"220 mx.example.org ESMTP\r\n")
+    c.close()
+    path = cap.write(tmp_path_factory.mktemp("recognition") / "recognition.pcap")
+    return cap, path, {k: (cap.number(v) if isinstance(v, tuple) else v) for k, v in at.items()}
+
+
+RECOGNITION = ["frame.number", "tcp.stream", "frame.protocols", "smtp.req.command", "smtp.response.code",
+               "mailsec.proto", "mailsec.detected_by", "mailsec.transport", "mailsec.auth.username"]
+
+
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one-pass", "two-pass"])
+def test_recognition_both_ways(tshark, recognition, two_pass):
+    cap, path, f = recognition
+    extra = ["-2"] if two_pass else []
+    rows = table(tshark, path, RECOGNITION, extra=extra)
+    by = {num(r): r for r in rows}
+    plain = {num(r): r for r in table(tshark, path, RECOGNITION[:5], extra=extra, plugin=False)}
+    payload = lambda conv: set(cap.payload_frames(conv))
+    # 1. SMTP from the client's EHLO on; the greeting frame stays as Wireshark
+    # dissected it without mailsec, in one pass and two
+    weak = payload(f["weak_conv"])
+    assert by[f["weak_greeting"]]["mailsec.proto"] == []
+    assert by[f["weak_greeting"]]["frame.protocols"] == plain[f["weak_greeting"]]["frame.protocols"]
+    for n in weak - {f["weak_greeting"]}:
+        assert one(by[n], "mailsec.proto") == "smtp"
+        assert one(by[n], "mailsec.detected_by") == "heuristic"
+        assert "smtp" in one(by[n], "frame.protocols").split(":")
+    assert by[f["weak_ehlo"]]["smtp.req.command"] == ["EHLO"]
+    assert one(by[f["weak_login"]], "mailsec.auth.username") == "alice"
+    # 2. and 3. never mail: no mailsec on any payload frame, built-in output untouched
+    for conv in (f["ftp_conv"], f["http_conv"]):
+        for n in payload(conv):
+            assert by[n]["mailsec.proto"] == [], n
+            assert by[n]["frame.protocols"] == plain[n]["frame.protocols"], n
+    # 4. and 5. each side labelled by what it sent
+    assert one(by[f["tls_after_greeting_220"]], "mailsec.transport") == "cleartext"
+    assert one(by[f["tls_after_greeting_hello"]], "mailsec.transport") == "implicit-tls"
+    assert one(by[f["tls_after_greeting_500"]], "mailsec.transport") == "cleartext"
+    assert one(by[f["tls_first_hello"]], "mailsec.transport") == "implicit-tls"
+    assert one(by[f["tls_first_220"]], "mailsec.transport") == "cleartext"

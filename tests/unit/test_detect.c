@@ -88,6 +88,9 @@ static void test_client_first_commands(void **state)
     CHECK(client("MAIL FROM:<a@b.example>"), MS_PROTO_SMTP, true);
     CHECK(client("mail from:<a@b.example>"), MS_PROTO_SMTP, true);
     CHECK(client("RCPT TO:<c@d.example>"), MS_PROTO_SMTP, true);
+    CHECK(client("BDAT 86 LAST"), MS_PROTO_SMTP, true);
+    CHECK(client("bdat 0"), MS_PROTO_SMTP, true);
+    CHECK(client("BDAT"), MS_PROTO_UNKNOWN, false);
     CHECK(client("STARTTLS"), MS_PROTO_SMTP, false);
     CHECK(client("CAPA"), MS_PROTO_POP3, true);
     CHECK(client("STLS"), MS_PROTO_POP3, true);

@@ -404,6 +404,90 @@ static void test_capability_lists_after_login(void **state)
     finish(fx);
 }
 
+/* On a TLS port: the first payload neither TLS nor mail is no mail at all;
+ * mail in clear is read in clear; a TLS record cut after a byte or two is
+ * still TLS. */
+static void test_tls_port_first_payload(void **state)
+{
+    (void)state;
+    fixture *fx = start(MS_PROTO_IMAP, true, MS_DETECT_PORT, 0);
+    fx->all = true;
+    seg(fx, C2S, 1, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    seg(fx, S2C, 2, "HTTP/1.1 200 OK\r\n\r\n");
+    seg(fx, C2S, 3, "a1 LOGIN alice secret\r\n");
+    assert_true(ms_session_not_mail(fx->s));
+    assert_int_equal(fx->n, 0);
+    finish(fx);
+
+    fx = start(MS_PROTO_IMAP, true, MS_DETECT_PORT, 0);
+    fx->all = true;
+    seg(fx, S2C, 1, "* OK IMAP ready\r\n");
+    seg(fx, C2S, 2, "a1 LOGIN alice secret\r\n");
+    assert_false(ms_session_not_mail(fx->s));
+    assert_int_equal(ms_session_frame_transport(fx->s, 2), MS_TRANSPORT_CLEARTEXT);
+    assert_int_equal(count_kind(fx, MS_FACT_AUTH_REQUEST), 1);
+    finish(fx);
+
+    fx = start(MS_PROTO_SMTP, true, MS_DETECT_PORT, 0);
+    fx->all = true;
+    uint8_t ch[600];
+    size_t chn = client_hello_bytes(ch, true);
+    seg_bytes(fx, C2S, 1, ch, 2, 0);
+    seg_bytes(fx, C2S, 2, ch + 2, chn - 2, 0);
+    assert_false(ms_session_not_mail(fx->s));
+    assert_int_equal(ms_session_frame_transport(fx->s, 2), MS_TRANSPORT_IMPLICIT_TLS);
+    assert_int_equal(count_kind(fx, MS_FACT_TLS_POSTURE), 0); /* no ServerHello yet */
+    finish(fx);
+}
+
+/* Each side labelled by what it sent: a client that speaks TLS to a server
+ * that greets (or answers) in clear. */
+static void test_each_side_by_what_it_sent(void **state)
+{
+    (void)state;
+    uint8_t ch[600];
+    size_t chn = client_hello_bytes(ch, true);
+    /* the greeting first: the client's handshake is TLS, the server's lines clear */
+    fixture *fx = start(MS_PROTO_SMTP, false, MS_DETECT_PORT, 0);
+    fx->all = true;
+    seg(fx, S2C, 1, "220 mx ESMTP\r\n");
+    seg_bytes(fx, C2S, 2, ch, chn, 0);
+    seg(fx, S2C, 3, "500 5.5.2 Error: bad syntax\r\n");
+    assert_int_equal(ms_session_dir_transport(fx->s, MS_DIR_C2S, 2), MS_TRANSPORT_IMPLICIT_TLS);
+    assert_int_equal(ms_session_dir_transport(fx->s, MS_DIR_S2C, 3), MS_TRANSPORT_CLEARTEXT);
+    assert_int_equal(count_kind(fx, MS_FACT_LINE_TOO_LONG), 0);
+    assert_int_equal(count_kind(fx, MS_FACT_REPLY), 2); /* greeting and the 500, no command from the hello */
+    finish(fx);
+
+    /* the handshake first (the session starts as TLS), the server answers in clear */
+    fx = start(MS_PROTO_SMTP, false, MS_DETECT_PORT, 0);
+    fx->all = true;
+    seg_bytes(fx, C2S, 1, ch, chn, 0);
+    seg(fx, S2C, 2, "220 mx ESMTP\r\n");
+    seg(fx, S2C, 3, "500 5.5.2 Error: bad syntax\r\n");
+    assert_int_equal(ms_session_dir_transport(fx->s, MS_DIR_C2S, 1), MS_TRANSPORT_IMPLICIT_TLS);
+    assert_int_equal(ms_session_dir_transport(fx->s, MS_DIR_S2C, 2), MS_TRANSPORT_CLEARTEXT);
+    assert_int_equal(ms_session_dir_transport(fx->s, MS_DIR_S2C, 3), MS_TRANSPORT_CLEARTEXT);
+    assert_int_equal(count_kind(fx, MS_FACT_REPLY), 2);
+    finish(fx);
+
+    /* a real implicit-TLS session: a record cut across segments stays TLS */
+    fx = start(MS_PROTO_SMTP, true, MS_DETECT_PORT, 0);
+    fx->all = true;
+    uint8_t sh[200];
+    size_t shn = server_hello_bytes(sh, 0x0304);
+    seg_bytes(fx, C2S, 1, ch, chn, 0);
+    seg_bytes(fx, S2C, 2, sh, shn, 0);
+    const uint8_t rec[] = { 23, 3, 3, 0, 40 };
+    seg_bytes(fx, S2C, 3, rec, sizeof rec, 0);
+    uint8_t body[40];
+    memset(body, 'A', sizeof body);
+    seg_bytes(fx, S2C, 4, body, sizeof body, 0);
+    assert_int_equal(ms_session_dir_transport(fx->s, MS_DIR_S2C, 4), MS_TRANSPORT_IMPLICIT_TLS);
+    assert_int_equal(count_kind(fx, MS_FACT_REPLY), 0);
+    finish(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +500,8 @@ int main(void)
         cmocka_unit_test(test_response_injected_after_ok),
         cmocka_unit_test(test_capability_stripped),
         cmocka_unit_test(test_capability_lists_after_login),
+        cmocka_unit_test(test_tls_port_first_payload),
+        cmocka_unit_test(test_each_side_by_what_it_sent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
