@@ -21,6 +21,14 @@ The messages of the later scenarios (attachments, spoofing, mass mail, SMTP
 smuggling) are written byte by byte (class Letter, smuggling_payload); the
 retrieval scenarios compare what POP3 / IMAP delivered with the maildir files
 on disk (MAILSEC_MAILDIR_BASE) and with what this run sent by SMTP.
+
+The STARTTLS / TLS posture scenarios cap or lower the client's TLS version
+(scenario(..., tls=...)), leave out the SNI, meet a Postfix listener that
+cannot do TLS (127.0.0.3), and play the attacks no real server here shows
+against peer.py's behaviours on 127.0.0.4 - 127.0.0.8. Each session records
+what TLS it really got (version and cipher as the client's ssl module reports
+them) and the attack it met, as observed on the wire; the run fails if that is
+not the attack the scenario meant to play.
 """
 import base64
 import email
@@ -36,21 +44,35 @@ import poplib
 import re
 import signal
 import smtplib
+import socket
 import ssl
 import subprocess
 import sys
 import time
 import urllib.parse
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from accounts import load_tokens, load_users  # noqa: E402
 import ntlm  # noqa: E402  (captures/ntlm.py: MD4, DES, NTLMSSP)
+from peer import POSTURE_PEERS  # noqa: E402  (where peer.py plays each STARTTLS / TLS behaviour)
 
 HOST = "127.0.0.1"
 PEER_HOST = "127.0.0.2"           # captures/peer.py, the scripted server
 PEER_SERVER = "scripted peer (captures/peer.py)"
+# Postfix and Dovecot listeners with other TLS settings (config/master.cf, dovecot.conf).
+ALT_TLS_HOST = "127.0.0.3"
+STRIPPING_HOST, PREAUTH_HOST, ALERT_HOST, CAPSTRIP_HOST, BUFFERING_HOST = (
+    POSTURE_PEERS[b][0] for b in ("stripping", "preauth", "alert", "capability-stripping",
+                                  "response-buffering"))
+PEER_HOSTS = {PEER_HOST} | {host for host, _ in POSTURE_PEERS.values()}
+# ssl.SSLSocket.version() -> the ground truth's name of the protocol version.
+TLS_NAMES = {"TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1", "TLSv1.2": "TLS 1.2", "TLSv1.3": "TLS 1.3"}
+# response-buffering: the pause between STARTTLS and the command after it, which
+# makes that command a TCP segment of its own (with TCP_NODELAY).
+BUFFERING_PAUSE = 0.3
 SERVER_NAME = "mx.mail.test"      # certificate CN; sent as SNI
 CLIENT_NAME = "client.mail.test"  # EHLO name (avoids a DNS lookup of our own name)
 DOMAIN = "mail.test"
@@ -120,11 +142,15 @@ def mail_transaction(sender="bob", recipient="alice"):
     return [("MAIL", f"{sender}@{DOMAIN}"), ("RCPT", f"{recipient}@{DOMAIN}"), ("DATA",)]
 
 
-def scenario(name, protocol, port, *sessions, implicit_tls=False, host=HOST, settings=()):
+def scenario(name, protocol, port, *sessions, implicit_tls=False, host=HOST, settings=(), tls=None):
     """settings: Postfix parameters whose values (postconf -h) the ground
-    truth records as server_settings."""
+    truth records as server_settings. tls: the client's TLS settings, keys
+    "sni" (the server name sent; None: no SNI; default SERVER_NAME), "min" and
+    "max" (ssl.TLSVersion names; the run fails unless "max", or TLS 1.3 without
+    it, is what the session negotiates) and "ciphers" (OpenSSL cipher string)."""
     return {"name": name, "protocol": protocol, "port": port, "host": host,
-            "implicit_tls": implicit_tls, "sessions": list(sessions), "settings": list(settings)}
+            "implicit_tls": implicit_tls, "sessions": list(sessions), "settings": list(settings),
+            "tls": dict(tls or {})}
 
 
 def smtp_session(*steps, starttls=False):
@@ -154,6 +180,13 @@ def imap_retrieval(user, starttls=False):
 
 
 BAD_TOKEN = "ya29.mailsec-lab-token-expired.0000000000"
+# The client's TLS settings of the posture scenarios.
+TLS_12 = {"max": "TLSv1_2"}
+
+
+def legacy_tls(version):
+    """Exactly this old version; OpenSSL 3 needs security level 0 for it."""
+    return {"min": version, "max": version, "ciphers": "DEFAULT:@SECLEVEL=0"}
 # What a password-guessing client tries before the right one.
 GUESSES = ["123456", "password", "alice", "qwerty", "Wonderland", "wonderland-42"]
 
@@ -683,15 +716,91 @@ SCENARIOS = [
     scenario("imap-retrieve", "imap", 143, imap_retrieval("grace")),
     scenario("imap-retrieve-starttls", "imap", 143, imap_retrieval("heidi", starttls=True)),
     scenario("imap-retrieve-implicit", "imap", 993, imap_retrieval("ivan"), implicit_tls=True),
+
+    # --- STARTTLS / TLS posture ---------------------------------------------------
+    # Real servers, the client's TLS capped at 1.2 (the scenarios above get 1.3).
+    # No mail to alice and no SELECT: the older scenarios' mailboxes stay as they were.
+    scenario("smtp-starttls-tls12", "smtp", 587, smtp_session(auth("PLAIN", "alice"), starttls=True),
+             tls=TLS_12),
+    scenario("pop3-stls-tls12", "pop3", 110, pop3_session(auth("USER/PASS", "alice"), ("STAT",), stls=True),
+             tls=TLS_12),
+    scenario("imap-starttls-tls12", "imap", 143, imap_session(auth("IMAP-LOGIN", "alice"), starttls=True),
+             tls=TLS_12),
+    # TLS 1.0: Postfix's own submission service negotiates it with a client that
+    # asks for it. TLS 1.1: Dovecot only on its IMAPS listener on 127.0.0.3
+    # (ssl_min_protocol = TLSv1 there; TLS 1.2 is its minimum elsewhere).
+    scenario("smtp-starttls-tls10", "smtp", 587, smtp_session(auth("PLAIN", "alice"), starttls=True),
+             tls=legacy_tls("TLSv1")),
+    scenario("imap-implicit-tls11", "imap", 993, imap_session(auth("IMAP-LOGIN", "alice")),
+             implicit_tls=True, host=ALT_TLS_HOST, tls=legacy_tls("TLSv1_1")),
+    # TLS 1.3 without a server name in the ClientHello.
+    scenario("pop3-implicit-nosni", "pop3", 995, pop3_session(auth("USER/PASS", "alice"), ("STAT",)),
+             implicit_tls=True, tls={"sni": None}),
+    # Postfix on 127.0.0.3:25 lists STARTTLS but cannot load its certificate: 454.
+    # The client goes on in clear, as an opportunistic MTA does.
+    scenario("smtp-starttls-refused", "smtp", 25,
+             smtp_session(("STARTTLS", "refused"), *mail_transaction("bob", "bob")), host=ALT_TLS_HOST),
+    # CAPA lists STLS; the client logs in in clear all the same.
+    scenario("pop3-stls-offered-unused", "pop3", 110,
+             pop3_session(("CAPA",), auth("USER/PASS", "alice"), ("STAT",))),
+
+    # Scripted peer (peer.py's STARTTLS / TLS behaviours). ("ATTACK", name)
+    # states what the session is meant to meet; the run checks that it did.
+    # Stripping: STARTTLS / STLS answered yes, the client goes on in clear.
+    scenario("smtp-starttls-stripped", "smtp", 587,
+             smtp_session(("ATTACK", "stripping"), ("STARTTLS_CLEAR",), ("EHLO",), auth("PLAIN", "alice"),
+                          *mail_transaction("alice", "bob")),
+             host=STRIPPING_HOST),
+    scenario("imap-starttls-stripped", "imap", 143,
+             imap_session(("ATTACK", "stripping"), ("STARTTLS_CLEAR",), auth("IMAP-LOGIN", "alice"),
+                          ("SELECT", "INBOX")),
+             host=STRIPPING_HOST),
+    scenario("pop3-stls-stripped", "pop3", 110,
+             pop3_session(("ATTACK", "stripping"), ("CAPA",), ("STLS_CLEAR",), auth("USER/PASS", "alice"),
+                          ("STAT",)),
+             host=STRIPPING_HOST),
+    # PREAUTH in clear; the STARTTLS that follows is refused (BAD).
+    scenario("imap-preauth", "imap", 143,
+             imap_session(("ATTACK", "preauth"), ("STARTTLS", "refused"), ("SELECT", "INBOX")),
+             host=PREAUTH_HOST),
+    # LOGIN answered "NO [ALERT] ..." in clear (no STARTTLS offered).
+    scenario("imap-alert", "imap", 143,
+             imap_session(("ATTACK", "alert"), auth("IMAP-LOGIN", "alice", expect="failure")),
+             host=ALERT_HOST),
+    # Two sessions to one address and port: STARTTLS offered and used, then not offered.
+    scenario("smtp-capability-stripped", "smtp", 587,
+             smtp_session(auth("PLAIN", "alice"), starttls=True),
+             smtp_session(("ATTACK", "capability-stripped"), auth("PLAIN", "alice")),
+             host=CAPSTRIP_HOST),
+    scenario("imap-capability-stripped", "imap", 143,
+             imap_session(auth("IMAP-LOGIN", "alice"), starttls=True),
+             imap_session(("ATTACK", "capability-stripped"), auth("IMAP-LOGIN", "alice")),
+             host=CAPSTRIP_HOST),
+    # A command in clear after STARTTLS, before the reply; answered inside TLS.
+    scenario("smtp-response-buffering", "smtp", 587,
+             smtp_session(("ATTACK", "response-buffering"), ("STARTTLS_BUFFERED", "NOOP"), ("EHLO",),
+                          auth("PLAIN", "alice")),
+             host=BUFFERING_HOST),
+    scenario("imap-response-buffering", "imap", 143,
+             imap_session(("ATTACK", "response-buffering"), ("STARTTLS_BUFFERED", "CAPABILITY"),
+                          auth("IMAP-LOGIN", "alice")),
+             host=BUFFERING_HOST),
 ]
 
 STARTTLS_VERBS = {"STARTTLS", "STLS"}
 
 
 def transport_of(steps, implicit_tls):
+    """The transport a session's steps are meant to end in (recorded is what it
+    really got: Session.tls_started)."""
     if implicit_tls:
         return "implicit-tls"
-    return "starttls" if any(s[0] in STARTTLS_VERBS for s in steps) else "cleartext"
+    return "starttls" if any(s[0] in STARTTLS_VERBS and s[1:] in ((), ("accepted",))
+                             or s[0] == "STARTTLS_BUFFERED" for s in steps) else "cleartext"
+
+
+def may_use_tls(steps, implicit_tls):
+    return implicit_tls or any(s[0] in STARTTLS_VERBS or s[0] == "STARTTLS_BUFFERED" for s in steps)
 
 
 # --- recording ---------------------------------------------------------------
@@ -699,9 +808,11 @@ def transport_of(steps, implicit_tls):
 class Session:
     """What one client connection did and what the server answered."""
 
-    def __init__(self, protocol, server_port, transport, server=None, tcp_stream=None):
+    def __init__(self, protocol, server_port, transport, server=None, tcp_stream=None,
+                 server_address=HOST):
         self.protocol = protocol
         self.server_port = server_port
+        self.server_address = server_address
         self.transport = transport
         self.server = server   # only when not the capture's usual server
         self.client_port = None
@@ -710,6 +821,19 @@ class Session:
         self.offered = False
         self.requested = False
         self.accepted = False
+        # STARTTLS / TLS posture: the answer to STARTTLS / STLS, the TLS the
+        # client really got, every capability list it received, the attack met.
+        self.starttls_result = None      # "accepted" | "refused" | None (not asked)
+        self.starttls_reply = None       # {"code", "text"} of that answer
+        self.under_tls = False
+        self.tls_started = False
+        self.tls_version = None
+        self.tls_cipher = None
+        self.capabilities = []
+        self.buffered = None             # what was sent after STARTTLS, before its reply
+        self.alert_in_clear = None       # the first IMAP [ALERT] text received in clear
+        self.meant_attack = None         # ("ATTACK", name) in the steps
+        self.attack = None
         self.auth = []
         self.commands = []
         self.replies = []   # one list of reply statuses per command
@@ -723,23 +847,58 @@ class Session:
         self.retrieved = None   # POP3 / IMAP retrieval: what came back, and from where
 
     def sent(self, verb, line=None):
+        """Returns the command's index (for answers that come out of order)."""
         self.commands.append(verb)
         self.replies.append([])
         self.exchanges.append({"command": line, "replies": [], "tcp_stream": self.tcp_stream})
+        return len(self.commands) - 1
 
     def sent_line(self, line):
         """The line of the last command, when it is known only as it goes out (IMAP)."""
         if self.exchanges and self.exchanges[-1]["command"] is None:
             self.exchanges[-1]["command"] = line
 
-    def answered(self, status, text, detail=None):
+    def answered(self, status, text, detail=None, index=None):
         """status: the reply's code / +OK / tag status; text: the whole line
-        (used for the greeting); detail: the text after the status."""
+        (used for the greeting); detail: the text after the status; index:
+        the command answered (default: the last one sent)."""
+        said = detail if detail is not None else text
+        if self.alert_in_clear is None and not self.under_tls and said and "[ALERT]" in said.upper():
+            self.alert_in_clear = said
         if self.commands:
-            self.replies[-1].append(status)
-            self.exchanges[-1]["replies"].append({"code": status, "text": detail})
+            i = len(self.commands) - 1 if index is None else index
+            self.replies[i].append(status)
+            self.exchanges[i]["replies"].append({"code": status, "text": detail})
         elif self.greeting is None:
             self.greeting = text
+
+    def capability_list(self, command, names, tls):
+        """A capability answer the client received (EHLO, CAPA, CAPABILITY, or
+        the IMAP greeting's CAPABILITY code)."""
+        starttls = any(n.upper() in STARTTLS_VERBS for n in names)
+        self.capabilities.append({"command": command, "starttls": starttls, "tls": tls})
+        if starttls and not tls:
+            self.offered = True
+
+    def offered_in_clear(self):
+        return any(c["starttls"] for c in self.capabilities if not c["tls"])
+
+    def observed_attack(self, earlier):
+        """The attack the session met, from what crossed the wire. earlier:
+        the capture's sessions before this one (same address and port)."""
+        if self.starttls_result == "accepted" and not self.tls_started:
+            return "stripping"
+        if self.buffered is not None and self.tls_started:
+            return "response-buffering"
+        if self.protocol == "imap" and (self.greeting or "").upper().startswith("* PREAUTH") \
+                and self.transport != "implicit-tls":
+            return "preauth"
+        if self.alert_in_clear is not None:
+            return "alert"
+        clear_lists = [c for c in self.capabilities if not c["tls"]]
+        if clear_lists and not self.offered_in_clear() and any(e.offered_in_clear() for e in earlier):
+            return "capability-stripped"
+        return None
 
     def to_json(self):
         return {
@@ -750,7 +909,18 @@ class Session:
             "sni": self.sni,
             "greeting": self.greeting,
             "starttls": {"offered": self.offered, "requested": self.requested,
-                         "accepted": self.accepted},
+                         "accepted": self.accepted, "result": self.starttls_result,
+                         "reply": self.starttls_reply},
+            "server_address": self.server_address,
+            "starttls_offered": self.offered,
+            "starttls_used": self.requested,
+            "tls_started": self.tls_started,
+            "tls_version": self.tls_version,
+            "tls_cipher": self.tls_cipher,
+            "capabilities": self.capabilities,
+            "attack": self.attack,
+            "buffered_after_starttls": self.buffered,
+            "alert": self.alert_in_clear,
             "auth": self.auth,
             "commands": self.commands,
             "replies": self.replies,
@@ -775,18 +945,38 @@ def pop_status(line):
 
 class NamedServerContext(ssl.SSLContext):
     """We connect to an address, but send the server's name as SNI, as a
-    client configured with that name would; the libraries pass the address."""
+    client configured with that name would; the libraries pass the address.
+    sni None: no server name at all."""
+
+    sni = SERVER_NAME
 
     def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):
-        return super().wrap_socket(sock, *args, server_hostname=SERVER_NAME, **kwargs)
+        return super().wrap_socket(sock, *args, server_hostname=self.sni, **kwargs)
 
 
-def tls_context(keylog):
+def tls_context(keylog, settings=None):
+    """settings: scenario(..., tls=...)."""
+    settings = settings or {}
     ctx = NamedServerContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE   # the lab's certificate is self-signed
+    ctx.sni = settings.get("sni", SERVER_NAME)
+    if "ciphers" in settings:
+        ctx.set_ciphers(settings["ciphers"])
+    with warnings.catch_warnings():
+        # TLS 1.0 / 1.1 are deprecated: asking for them is the point here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if "min" in settings:
+            ctx.minimum_version = getattr(ssl.TLSVersion, settings["min"])
+        if "max" in settings:
+            ctx.maximum_version = getattr(ssl.TLSVersion, settings["max"])
     ctx.keylog_filename = str(keylog)
     return ctx
+
+
+def expected_tls_version(settings):
+    return TLS_NAMES[{"TLSv1": "TLSv1", "TLSv1_1": "TLSv1.1", "TLSv1_2": "TLSv1.2",
+                      "TLSv1_3": "TLSv1.3"}[settings.get("max", "TLSv1_3")]]
 
 
 class Failed(Exception):
@@ -1274,8 +1464,7 @@ class _PopRecording:
 
     def capa(self):
         caps = super().capa()
-        if not under_tls(self.sock) and "STLS" in caps:
-            self.session.offered = True
+        self.session.capability_list("CAPA", list(caps), under_tls(self.sock))
         return caps
 
 
@@ -1294,6 +1483,8 @@ class _ImapRecording:
         self.last_text = None       # text of the last tagged (or BYE) response
         super().__init__(*args, timeout=TIMEOUT, **kwargs)
         self.session.greeting = self.welcome.decode(errors="replace")
+        if "[ALERT]" in self.session.greeting.upper() and not under_tls(self.sock):
+            self.session.alert_in_clear = self.session.greeting
 
     def _command(self, name, *args):
         self.session.sent(name)
@@ -1326,9 +1517,14 @@ class _ImapRecording:
         return typ, data
 
     def _get_capabilities(self):
+        if not self.session.capabilities:
+            # The greeting came first (imaplib asks CAPABILITY right after it).
+            m = re.search(rb"\[CAPABILITY ([^\]]*)\]", self.welcome, re.I)
+            if m:
+                self.session.capability_list("greeting", m.group(1).decode().split(),
+                                             under_tls(self.sock))
         super()._get_capabilities()
-        if not under_tls(self.sock) and "STARTTLS" in self.capabilities:
-            self.session.offered = True
+        self.session.capability_list("CAPABILITY", list(self.capabilities), under_tls(self.sock))
 
 
 class RecordingIMAP4(_ImapRecording, imaplib.IMAP4):
@@ -1354,10 +1550,24 @@ class Client:
         self.conn = self.connect(implicit_tls)
         self.s.client_port = self.conn.sock.getsockname()[1]
         if implicit_tls:
-            self.s.sni = SERVER_NAME
+            self.tls_began()
 
     def run(self, step):
         getattr(self, "do_" + step[0])(*step[1:])
+
+    def do_ATTACK(self, name):
+        """Not a command: the attack this session is meant to meet (checked
+        against what it met when it ends)."""
+        self.s.meant_attack = name
+
+    def tls_began(self):
+        """TLS is up on the connection: record what the client negotiated."""
+        sock = self.conn.sock
+        check(under_tls(sock), f"{self.name}: no TLS on the socket")
+        self.s.under_tls = self.s.tls_started = True
+        self.s.tls_version = TLS_NAMES[sock.version()]
+        self.s.tls_cipher = sock.cipher()[0]
+        self.s.sni = self.ctx.sni
 
     def record_auth(self, spec, result, tls, initial_response=None, challenge=None, mech=None):
         """One attempt of the ground truth. result is the server's verdict:
@@ -1458,14 +1668,22 @@ class Client:
     def make_mech(self, spec, service):
         return MECHS[spec["mechanism"]](spec, service, self.s.server_port)
 
-    def starttls_done(self, verb, accepted):
+    def starttls_done(self, verb, accepted, expect="accepted", tls=True):
+        """After STARTTLS / STLS. tls: whether the client went on to TLS after
+        a yes (not when it plays a stripped session)."""
         # The libraries give up without sending anything when the server's
         # capabilities do not list the upgrade.
         self.s.requested = verb in self.s.commands
         self.s.accepted = accepted
-        if accepted:
-            self.s.sni = SERVER_NAME
-        check(accepted, f"{self.name}: STARTTLS refused")
+        if self.s.requested:
+            i = len(self.s.commands) - 1 - self.s.commands[::-1].index(verb)
+            replies = self.s.exchanges[i]["replies"]
+            self.s.starttls_reply = replies[-1] if replies else None
+            self.s.starttls_result = "accepted" if accepted else "refused"
+        if accepted and tls:
+            self.tls_began()
+        check((self.s.starttls_result or "not sent") == expect,
+              f"{self.name}: {verb} {self.s.starttls_result or 'not sent'}, expected {expect}")
 
 
 class SmtpClient(Client):
@@ -1483,16 +1701,56 @@ class SmtpClient(Client):
     def do_EHLO(self):
         code, _ = self.conn.ehlo()
         check(code == 250, f"{self.name}: EHLO answered {code}")
-        if not under_tls(self.conn.sock) and self.conn.has_extn("starttls"):
-            self.s.offered = True
+        self.s.capability_list("EHLO", [k.upper() for k in self.conn.esmtp_features],
+                               under_tls(self.conn.sock))
 
-    def do_STARTTLS(self):
+    def do_STARTTLS(self, expect="accepted"):
         try:
             self.conn.starttls(context=self.ctx)
             accepted = True
         except (smtplib.SMTPResponseException, smtplib.SMTPNotSupportedError):
             accepted = False
-        self.starttls_done("STARTTLS", accepted)
+        self.starttls_done("STARTTLS", accepted, expect)
+
+    def forget_ehlo(self):
+        # RFC 3207 4.2: after STARTTLS the client forgets what it learnt (smtplib does the same).
+        c = self.conn
+        c.helo_resp = c.ehlo_resp = None
+        c.esmtp_features = {}
+        c.does_esmtp = False
+
+    def do_STARTTLS_CLEAR(self):
+        """STARTTLS answered 220, and the client goes on in clear (as behind
+        a middlebox that answered for the server and strips TLS)."""
+        c = self.conn
+        c.putcmd("STARTTLS")
+        code, _ = c.getreply()
+        self.forget_ehlo()
+        self.starttls_done("STARTTLS", code == 220, tls=False)
+
+    def do_STARTTLS_BUFFERED(self, line):
+        """STARTTLS, then line in a segment of its own before the reply; after
+        the 220, TLS, and line's answer read inside it."""
+        c = self.conn
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        first = self.s.sent("STARTTLS", "STARTTLS")
+        c.send(b"STARTTLS\r\n")
+        time.sleep(BUFFERING_PAUSE)
+        second = self.s.sent(line.split(" ", 1)[0].upper(), line)
+        c.send(line.encode() + b"\r\n")
+        self.s.buffered = line + "\r\n"
+        code, msg = smtplib.SMTP.getreply(c)          # recorded here, against STARTTLS
+        text = msg.decode(errors="replace")
+        self.s.answered(str(code), f"{code} {text}", text, index=first)
+        if code == 220:
+            c.sock = self.ctx.wrap_socket(c.sock, server_hostname=self.host)
+            c.file = None
+        self.starttls_done("STARTTLS", code == 220)
+        code, msg = smtplib.SMTP.getreply(c)
+        text = msg.decode(errors="replace")
+        self.s.answered(str(code), f"{code} {text}", text, index=second)
+        check(code == 250, f"{self.name}: {line} answered {code} inside TLS")
+        self.forget_ehlo()
 
     def do_AUTH(self, spec):
         c = self.conn
@@ -1723,13 +1981,22 @@ class Pop3Client(Client):
     def do_CAPA(self):
         self.conn.capa()
 
-    def do_STLS(self):
+    def do_STLS(self, expect="accepted"):
         try:
             self.conn.stls(self.ctx)
             accepted = True
         except poplib.error_proto:
             accepted = False
-        self.starttls_done("STLS", accepted)
+        self.starttls_done("STLS", accepted, expect)
+
+    def do_STLS_CLEAR(self):
+        """STLS answered +OK, and the client goes on in clear."""
+        try:
+            self.conn._shortcmd("STLS")
+            accepted = True
+        except poplib.error_proto:
+            accepted = False
+        self.starttls_done("STLS", accepted, tls=False)
 
     def do_AUTH(self, spec):
         c = self.conn
@@ -1804,13 +2071,64 @@ class ImapClient(Client):
     def do_CAPABILITY(self):
         self.conn.capability()
 
-    def do_STARTTLS(self):
+    def do_STARTTLS(self, expect="accepted"):
+        if self.conn.state != "NONAUTH":
+            # imaplib will not send it after PREAUTH (RFC 3501: not in the
+            # authenticated state); a client that ignores that writes it itself.
+            tag = self.new_tag("STARTTLS")
+            self.conn.send(tag + b" STARTTLS\r\n")
+            _, status = self.read_until_tagged(tag)
+            check(status != "OK", f"{self.name}: STARTTLS accepted after PREAUTH (not played here)")
+            self.starttls_done("STARTTLS", False, expect)
+            return
         try:
             self.conn.starttls(ssl_context=self.ctx)
             accepted = True
         except imaplib.IMAP4.error:
             accepted = False
-        self.starttls_done("STARTTLS", accepted)
+        self.starttls_done("STARTTLS", accepted, expect)
+
+    def do_STARTTLS_CLEAR(self):
+        """STARTTLS answered OK, and the client goes on in clear."""
+        tag = self.new_tag("STARTTLS")
+        self.conn.send(tag + b" STARTTLS\r\n")
+        _, status = self.read_until_tagged(tag)
+        self.starttls_done("STARTTLS", status == "OK", tls=False)
+
+    def do_STARTTLS_BUFFERED(self, command):
+        """STARTTLS, then command in a segment of its own before the reply;
+        after the OK, TLS, and command's answer read inside it."""
+        c = self.conn
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tag1 = self.new_tag("STARTTLS")
+        first = len(self.s.commands) - 1
+        c.send(tag1 + b" STARTTLS\r\n")
+        time.sleep(BUFFERING_PAUSE)
+        tag2 = self.new_tag(command.split(" ", 1)[0].upper())
+        second = len(self.s.commands) - 1
+        line = tag2 + b" " + command.encode()
+        c.send(line + b"\r\n")
+        self.s.buffered = line.decode() + "\r\n"
+        _, status = self.read_until_tagged(tag1, index=first)
+        if status == "OK":
+            c.sock = self.ctx.wrap_socket(c.sock, server_hostname=self.host)
+            c.file = c.sock.makefile("rb")
+            c._tls_established = True
+        self.starttls_done("STARTTLS", status == "OK")
+        caps = None
+        while True:
+            got = c._get_line()
+            if got.upper().startswith(b"* CAPABILITY "):
+                caps = got[len(b"* CAPABILITY "):].decode().split()
+            if got.startswith(tag2 + b" "):
+                parts = got.split(b" ", 2)
+                self.s.answered(parts[1].decode(), None, parts[2].decode(errors="replace")
+                                if len(parts) > 2 else "", index=second)
+                check(parts[1] == b"OK", f"{self.name}: {command} answered {got!r} inside TLS")
+                break
+        if caps is not None:
+            c.capabilities = tuple(n.upper() for n in caps)
+            self.s.capability_list("CAPABILITY", caps, True)
 
     def do_AUTH(self, spec):
         c = self.conn
@@ -1845,8 +2163,9 @@ class ImapClient(Client):
         self.conn.line_pending = True
         return tag
 
-    def read_until_tagged(self, tag, continuation_ok=False):
-        """("continuation", text after "+ ") or ("tagged", OK|NO|BAD); untagged lines are skipped."""
+    def read_until_tagged(self, tag, continuation_ok=False, index=None):
+        """("continuation", text after "+ ") or ("tagged", OK|NO|BAD); untagged lines are skipped.
+        index: the command the tagged answer is recorded against (default: the last one)."""
         while True:
             line = self.conn._get_line()
             if line.startswith(b"+"):
@@ -1856,7 +2175,7 @@ class ImapClient(Client):
                 parts = line.split(b" ", 2)
                 status = parts[1].decode("ascii")
                 self.s.answered(status, None,
-                                parts[2].decode(errors="replace") if len(parts) > 2 else "")
+                                parts[2].decode(errors="replace") if len(parts) > 2 else "", index=index)
                 return "tagged", status
 
     def raw_login(self, user, password, form):
@@ -2026,33 +2345,53 @@ def wait_for_delivery():
     print("driver.py: warning: Postfix queue not empty after 20 s", file=sys.stderr)
 
 
+def check_posture(sc, session, earlier):
+    """After a session: what it really got must be what the scenario meant."""
+    name = sc["name"]
+    got = "implicit-tls" if sc["implicit_tls"] else "starttls" if session.tls_started else "cleartext"
+    check(got == session.transport, f"{name}: session {session.tcp_stream} ended {got}, "
+                                    f"meant {session.transport}")
+    if session.tls_started:
+        want = expected_tls_version(sc["tls"])
+        check(session.tls_version == want, f"{name}: {session.tls_version} negotiated, meant {want}")
+    session.attack = session.observed_attack(earlier)
+    check(session.attack == session.meant_attack,
+          f"{name}: session {session.tcp_stream} met {session.attack}, meant {session.meant_attack}")
+
+
 def run_scenario(sc, outdir, versions):
     name = sc["name"]
     pcap, keys, truth = (outdir / f"{name}{ext}" for ext in (".pcapng", ".keys", ".json"))
     for stale in (pcap, keys, truth):
         stale.unlink(missing_ok=True)   # the key log is opened for append
 
-    transport = transport_of([s for steps in sc["sessions"] for s in steps], sc["implicit_tls"])
-    ctx = tls_context(keys) if transport != "cleartext" else None
+    uses_tls = any(may_use_tls(steps, sc["implicit_tls"]) for steps in sc["sessions"])
+    ctx = tls_context(keys, sc["tls"]) if uses_tls else None
     client_class = CLIENTS[sc["protocol"]]
-    peer = sc["host"] == PEER_HOST
+    peer = sc["host"] in PEER_HOSTS
     sessions = []
     try:
-        with Capture(pcap, sc["port"], sc["host"] if peer else None):
+        with Capture(pcap, sc["port"], sc["host"] if sc["host"] != HOST else None):
             for steps in sc["sessions"]:
                 session = Session(sc["protocol"], sc["port"],
                                   transport_of(steps, sc["implicit_tls"]),
                                   server=PEER_SERVER if peer else None,
-                                  tcp_stream=len(sessions))
+                                  tcp_stream=len(sessions), server_address=sc["host"])
                 client = client_class(session, ctx, sc["implicit_tls"], name, sc["host"])
                 for step in steps:
                     client.run(step)
+                check_posture(sc, session, sessions)
                 sessions.append(session)
     except BaseException:
         # No capture without its ground truth.
         for partial in (pcap, keys):
             partial.unlink(missing_ok=True)
         raise
+    # Python creates the key log when the context is made; no handshake, no keys.
+    if keys.exists() and not [l for l in keys.read_text().splitlines() if l and not l.startswith("#")]:
+        keys.unlink()
+    transports = {s.transport for s in sessions}
+    transport = transports.pop() if len(transports) == 1 else "mixed"
 
     server, version = versions["peer" if peer else sc["protocol"]]
     doc = {
@@ -2067,7 +2406,8 @@ def run_scenario(sc, outdir, versions):
         "server_port": sc["port"],
         "transport": transport,
         "expect_detected_by": "port" if sc["port"] in WELL_KNOWN_PORTS else "heuristic",
-        "keylog": keys.name if ctx else None,
+        "server_address": sc["host"],
+        "keylog": keys.name if keys.exists() else None,
         **({"server_settings": postfix_settings(sc["settings"])} if sc["settings"] else {}),
         "sessions": [s.to_json() for s in sessions],
     }

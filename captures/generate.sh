@@ -1,18 +1,24 @@
 #!/bin/bash
 # Regenerate the real-server captures: run a throwaway Postfix + Dovecot on
-# 127.0.0.1 (and captures/peer.py, a scripted peer for the SASL mechanisms they
-# lack, on 127.0.0.2), let captures/driver.py drive Python's mail clients
-# against them under dumpcap, then stop all three and remove every trace.
+# 127.0.0.1 (and a few listeners of theirs on 127.0.0.3), and captures/peer.py,
+# a scripted peer for the SASL mechanisms they lack (127.0.0.2) and for the
+# STARTTLS / TLS behaviours they never show (127.0.0.4 - 127.0.0.8); let
+# captures/driver.py drive Python's mail clients against them under dumpcap,
+# then stop all three and remove every trace.
 #
-#   usage (as root): bash captures/generate.sh OUTDIR
+#   usage (as root): bash captures/generate.sh OUTDIR [SCENARIO ...]
+#   (default: every scenario; names as in driver.py's SCENARIOS)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CONFIG=$HERE/config
 PORTS=(25 587 465 110 995 143 993 2525 1143)
-# The scripted peer: same port numbers as the real servers, another loopback address.
+# Listeners of the real servers besides 127.0.0.1 (the same port numbers):
+# Postfix with a TLS certificate it cannot load, Dovecot IMAPS down to TLS 1.0.
+EXTRA_LISTENERS=(127.0.0.3:25 127.0.0.3:993)
+# The scripted peer: same port numbers as the real servers, other loopback
+# addresses; peer.py --listeners lists them.
 PEER_HOST=127.0.0.2
-PEER_PORTS=(25 143 110)
 # tshark brings dumpcap; iproute2 brings ss.
 PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-pop3d python3 openssl tshark iproute2)
 # The distribution's interpreter, not whatever shim comes first in PATH.
@@ -20,10 +26,12 @@ PYTHON=/usr/bin/python3
 
 die() { echo "generate.sh: $*" >&2; exit 1; }
 
-[ $# -eq 1 ] || die "usage: $0 OUTDIR"
+[ $# -ge 1 ] || die "usage: $0 OUTDIR [SCENARIO ...]"
 [ "$(id -u)" -eq 0 ] || die "must run as root (servers bind privileged ports, dumpcap captures lo)"
 mkdir -p "$1"
 OUTDIR=$(cd "$1" && pwd)
+shift
+SCENARIOS=("$@")
 
 install_packages() {
     local missing=() p
@@ -60,12 +68,12 @@ busy_ports() {
     return 0
 }
 
-# How many of the peer's ports have a listener on the peer's address.
-peer_listening() {
-    local listening p n=0
+# How many of the given ADDRESS:PORT pairs have a listener.
+listening_on() {
+    local listening a n=0
     listening=$(ss -Hltn | awk '{print $4}')
-    for p in "${PEER_PORTS[@]}"; do
-        grep -Fxq "$PEER_HOST:$p" <<<"$listening" && n=$((n + 1))
+    for a in "$@"; do
+        grep -Fxq "$a" <<<"$listening" && n=$((n + 1))
     done
     echo "$n"
 }
@@ -142,23 +150,31 @@ dovecot -c "$RUNDIR/dovecot/dovecot.conf"
 postfix -c "$RUNDIR/postfix" start >/dev/null 2>&1 || die "postfix failed to start: $(postfix -c "$RUNDIR/postfix" check 2>&1)"
 
 for _ in $(seq 200); do
-    [ "$(busy_ports | wc -l)" -eq ${#PORTS[@]} ] && break
+    [ "$(busy_ports | wc -l)" -eq ${#PORTS[@]} ] \
+        && [ "$(listening_on "${EXTRA_LISTENERS[@]}")" -eq ${#EXTRA_LISTENERS[@]} ] && break
     sleep 0.1
 done
 [ "$(busy_ports | wc -l)" -eq ${#PORTS[@]} ] \
     || die "servers not listening on all ports (have: $(busy_ports | tr '\n' ' '))"
+[ "$(listening_on "${EXTRA_LISTENERS[@]}")" -eq ${#EXTRA_LISTENERS[@]} ] \
+    || die "servers not listening on all of ${EXTRA_LISTENERS[*]}"
 
-# The scripted peer (NTLM, XOAUTH2, OAUTHBEARER, GSSAPI) on 127.0.0.2, which is
-# loopback too (all of 127.0.0.0/8 is), beside the real servers on 127.0.0.1.
-"$PYTHON" "$HERE/peer.py" --host "$PEER_HOST" >"$RUNDIR/peer.log" 2>&1 &
+# The scripted peer (NTLM, XOAUTH2, OAUTHBEARER, GSSAPI, EXPN on 127.0.0.2; the
+# STARTTLS / TLS behaviours on 127.0.0.4 - 127.0.0.8, with the lab's
+# certificate), which is loopback too (all of 127.0.0.0/8 is), beside the real
+# servers on 127.0.0.1.
+mapfile -t PEER_LISTENERS < <("$PYTHON" "$HERE/peer.py" --host "$PEER_HOST" --listeners)
+"$PYTHON" "$HERE/peer.py" --host "$PEER_HOST" --tls-cert "$RUNDIR/tls/cert.pem" \
+    --tls-key "$RUNDIR/tls/key.pem" >"$RUNDIR/peer.log" 2>&1 &
 echo $! >"$RUNDIR/peer.pid"
 for _ in $(seq 100); do
-    [ "$(peer_listening)" -eq ${#PEER_PORTS[@]} ] && break
+    [ "$(listening_on "${PEER_LISTENERS[@]}")" -eq ${#PEER_LISTENERS[@]} ] && break
     kill -0 "$(cat "$RUNDIR/peer.pid")" 2>/dev/null || die "peer.py exited: $(cat "$RUNDIR/peer.log")"
     sleep 0.1
 done
-[ "$(peer_listening)" -eq ${#PEER_PORTS[@]} ] || die "peer.py not listening on $PEER_HOST ${PEER_PORTS[*]}"
+[ "$(listening_on "${PEER_LISTENERS[@]}")" -eq ${#PEER_LISTENERS[@]} ] \
+    || die "peer.py not listening on all of ${PEER_LISTENERS[*]}"
 
 # The driver reads the maildirs for the retrieval scenarios' ground truth.
 MAILSEC_POSTFIX_CONFIG=$RUNDIR/postfix MAILSEC_MAILDIR_BASE=$RUNDIR/mail \
-    "$PYTHON" "$HERE/driver.py" "$OUTDIR"
+    "$PYTHON" "$HERE/driver.py" "$OUTDIR" "${SCENARIOS[@]}"

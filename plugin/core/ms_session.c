@@ -630,7 +630,10 @@ static void switch_to_tls(ms_session *s, ms_transport t)
         s->boundary = s->last_cleartext_frame ? s->last_cleartext_frame : s->ctx->frame;
     ms_lines_reset(&s->lines[0]);
     ms_lines_reset(&s->lines[1]);
-    ms_pending_clear(s);
+    /* Commands sent in clear after STARTTLS, before its reply, are still
+     * waiting: the server answers them inside TLS (response buffering). */
+    if (!s->buffered_bytes)
+        ms_pending_clear(s);
     ms_auth_reset(s);
     if (s->adapter && s->adapter->tls_started)
         s->adapter->tls_started(s);

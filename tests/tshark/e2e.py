@@ -178,16 +178,20 @@ def session_frames(rows, session):
 
 def _is_positive_starttls_reply(frames, i, protocol):
     """Frame i (from the server) carries the positive reply to the client's
-    last STARTTLS/STLS request before it, by the built-in fields."""
+    last STARTTLS/STLS request before it, by the built-in fields: the first
+    reply after that request (commands the client sent after it, before the
+    reply, are answered later)."""
     f = frames[i]
     earlier = frames[:i]
-    if protocol == "smtp":
+    if protocol in ("smtp", "pop3"):
         # tshark 4.0 shows STARTTLS as smtp.req.command "STAR" (PLATFORM.md)
-        cmds = [c.upper() for r in earlier for c in r["smtp.req.command"]]
-        return bool(cmds) and cmds[-1] in ("STAR", "STARTTLS") and "220" in f["smtp.response.code"]
-    if protocol == "pop3":
-        cmds = [c.upper() for r in earlier for c in r["pop.request.command"]]
-        return bool(cmds) and cmds[-1] == "STLS" and "+OK" in f["pop.response.indicator"]
+        cmd, reply, words, ok = (("smtp.req.command", "smtp.response.code", ("STAR", "STARTTLS"), "220")
+                                 if protocol == "smtp" else
+                                 ("pop.request.command", "pop.response.indicator", ("STLS",), "+OK"))
+        asked = [j for j, r in enumerate(earlier) if any(c.upper() in words for c in r[cmd])]
+        if not asked or ok not in f[reply]:
+            return False
+        return not any(r[reply] for r in earlier[asked[-1] + 1:])
     if protocol == "imap":
         reqs = [(c.upper(), t) for r in earlier for c, t in zip(r["imap.request.command"], r["imap.request_tag"])]
         tags = [t for c, t in reqs if c == "STARTTLS"]

@@ -7,7 +7,7 @@ Here tshark with mailsec must show exactly that on every frame of the session.
 import pytest
 
 from conftest import BUNDLED_FIELDS, ground_truth_captures
-from e2e import builtin_rows, expected_boundary, session_frames
+from e2e import builtin_rows, expected_boundary, num, one, session_frames
 
 FIELDS = ["frame.number", "tcp.srcport", "tcp.dstport", "tcp.len", "tcp.flags.syn",
           "mailsec.proto", "mailsec.detected_by", "mailsec.transport", "mailsec.decrypted",
@@ -29,6 +29,28 @@ def first_payload_index(frames):
         if f["tcp.len"] not in ("", "0"):
             return i
     raise AssertionError("session has no payload")
+
+
+def boundary_of(builtin, session):
+    """e2e.expected_boundary, except for a session whose client sent a command
+    after STARTTLS before the reply (the generator records it as
+    buffered_after_starttls): then the last command before the reply is not
+    STARTTLS, and the reply is known by the code the generator recorded for
+    STARTTLS. It must still be the server's last payload before the ClientHello."""
+    if not session.get("buffered_after_starttls"):
+        return expected_boundary(builtin, session, session["protocol"])
+    frames = builtin
+    hello = next(i for i, f in enumerate(frames) if "1" in f["tls.handshake.type"])
+    before = [f for f in frames[:hello] if one(f, "tcp.len") not in ("", "0")
+              and not f["tcp.analysis.retransmission"]]
+    last = before[-1]
+    code = session["starttls"]["reply"]["code"]
+    shown = {"smtp": "smtp.response.code", "pop3": "pop.response.indicator",
+             "imap": "imap.response.status"}[session["protocol"]]
+    assert one(last, "tcp.srcport") == str(session["server_port"]) and code in last[shown], \
+        "session %s: frame %d, the last payload before TLS, is not the STARTTLS reply %s" % (
+            session["client_port"], num(last), code)
+    return num(last)
 
 
 def check_session(frames, session, truth, keys_given, builtin):
@@ -55,7 +77,7 @@ def check_session(frames, session, truth, keys_given, builtin):
         # boundary is where the built-in dissectors see TLS take over (the
         # server's positive STARTTLS reply, the last payload before the
         # ClientHello), not where mailsec.transport changes.
-        boundary = expected_boundary(builtin, session, session["protocol"])
+        boundary = boundary_of(builtin, session)
         before = [f for f in marked if int(f["frame.number"]) <= boundary]
         after = [f for f in marked if int(f["frame.number"]) > boundary]
         assert before and after, "boundary %d: no mailsec frame on one side of it" % boundary

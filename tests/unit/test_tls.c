@@ -239,6 +239,16 @@ static void test_response_buffering(void **state)
             assert_int_equal(fx->f[i].ref_frame, 5);
             assert_int_equal(fx->f[i].size, strlen("NOOP\r\n"));
         }
+    /* the reply comes inside TLS and answers the buffered NOOP */
+    ms_feed_ctx ctx = { 9, { 9, 0 }, sink, fx, body_sink, fx };
+    fx->frame = 9;
+    ms_session_decrypted(fx->s, S2C, (const uint8_t *)"250 2.0.0 Ok\r\n", 14, &ctx);
+    const rec_fact *last = &fx->f[fx->n - 1];
+    assert_int_equal(last->kind, MS_FACT_REPLY);
+    assert_int_equal(last->ival2, 250);
+    assert_int_equal(last->ref_frame, 5);
+    assert_int_equal(last->len, 4);
+    assert_memory_equal(last->data, "NOOP", 4);
     assert_int_equal(count_kind(fx, MS_FACT_STARTTLS_INJECTED), 0);
     assert_int_equal(count_kind(fx, MS_FACT_STARTTLS_STRIPPED), 0);
     finish(fx);
