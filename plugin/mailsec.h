@@ -30,6 +30,9 @@
 void proto_register_mailsec(void);
 void proto_reg_handoff_mailsec(void);
 
+/* mailsec-hash.c: message and attachment SHA-256 through libgcrypt */
+void mailsec_hash_register(void);
+
 extern int proto_mailsec;
 
 typedef struct {

@@ -90,6 +90,7 @@ void proto_register_mailsec(void)
     mailsec_mail_register(proto_mailsec);
     mailsec_alerts_register(proto_mailsec);
     mailsec_tap_register();
+    mailsec_hash_register();
 
     range_convert_str(wmem_epan_scope(), &mailsec_prefs.smtp_ports, "25,587", 65535);
     range_convert_str(wmem_epan_scope(), &mailsec_prefs.smtps_ports, "465", 65535);

@@ -979,6 +979,7 @@ static void leaf_begin(ms_msg *m)
     m->text = ms_token_is((const uint8_t *)m->ctype, m->ctype_len, "text/plain") ||
               ms_token_is((const uint8_t *)m->ctype, m->ctype_len, "text/html");
     m->size = 0;
+    ms_sha256_discard(&m->sha); /* a part that never ended */
     if (m->attach)
         ms_sha256_init(&m->sha);
     m->out_len = 0;
@@ -1414,6 +1415,7 @@ void ms_msg_free(ms_msg *m)
         if (bufs[i])
             m->alloc.free_fn(m->alloc.ctx, bufs[i]);
     }
+    ms_sha256_discard(&m->sha);
     ms_allocator a = m->alloc;
     a.free_fn(a.ctx, m);
 }

@@ -256,6 +256,7 @@ static void scan_free(ms_session *s, ms_dir dir)
         return;
     if (m->msg)
         ms_msg_free(m->msg);
+    ms_sha256_discard(&m->sha);
     s->alloc->free_fn(s->alloc->ctx, m);
     s->scan[dir & 1] = NULL;
 }

@@ -109,6 +109,92 @@ static void test_hex(void **state)
     assert_string_equal(out, "");
 }
 
+/* A backend that gathers what it is given and hashes it with the core's own
+ * code at the end: what reaches it, in what pieces, and when it is released. */
+static uint8_t got[4096];
+static size_t got_n;
+static int opens, writes, finals, closes;
+
+static void *fake_open(void)
+{
+    opens++;
+    got_n = 0;
+    return got;
+}
+
+static void fake_write(void *ctx, const void *p, size_t n)
+{
+    assert_ptr_equal(ctx, got);
+    assert_true(got_n + n <= sizeof got);
+    memcpy(got + got_n, p, n);
+    got_n += n;
+    writes++;
+}
+
+static const ms_sha256_backend fake;
+
+static void fake_final(void *ctx, uint8_t out[32])
+{
+    assert_ptr_equal(ctx, got);
+    ms_sha256_set_backend(NULL);
+    ms_sha256 c;
+    ms_sha256_init(&c);
+    ms_sha256_update(&c, got, got_n);
+    ms_sha256_final(&c, out);
+    ms_sha256_set_backend(&fake);
+    finals++;
+}
+
+static void fake_close(void *ctx)
+{
+    assert_ptr_equal(ctx, got);
+    closes++;
+}
+
+static const ms_sha256_backend fake = { fake_open, fake_write, fake_final, fake_close };
+
+static void test_backend(void **state)
+{
+    (void)state;
+    uint8_t data[1000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 31 + 7);
+    uint8_t want[32], out[32];
+    ms_sha256 c;
+    ms_sha256_init(&c);
+    ms_sha256_update(&c, data, sizeof data);
+    ms_sha256_final(&c, want);
+    ms_sha256_set_backend(&fake);
+    /* small pieces are handed over together; big ones at once */
+    for (size_t piece = 1; piece <= 300; piece += 37) {
+        opens = writes = finals = closes = 0;
+        ms_sha256 s;
+        ms_sha256_init(&s);
+        for (size_t at = 0; at < sizeof data; at += piece)
+            ms_sha256_update(&s, data + at, sizeof data - at < piece ? sizeof data - at : piece);
+        ms_sha256_final(&s, out);
+        assert_memory_equal(out, want, 32);
+        assert_int_equal(got_n, sizeof data);
+        assert_int_equal(opens, 1);
+        assert_int_equal(finals, 1);
+        assert_int_equal(closes, 0);
+        if (piece < 64)
+            assert_true(writes < (int)(sizeof data / piece)); /* fewer calls than pieces */
+        ms_sha256_discard(&s); /* finished: nothing to release */
+        assert_int_equal(closes, 0);
+    }
+    /* abandoned: released once */
+    opens = closes = 0;
+    ms_sha256 s;
+    ms_sha256_init(&s);
+    ms_sha256_update(&s, data, 10);
+    ms_sha256_discard(&s);
+    ms_sha256_discard(&s);
+    assert_int_equal(opens, 1);
+    assert_int_equal(closes, 1);
+    ms_sha256_set_backend(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_million_a),
         cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_backend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
