@@ -10,7 +10,7 @@ set -uo pipefail
 
 usage() {
     cat <<'EOF'
-usage: run.sh [--keylog FILE] [CAPTURE|DIR ...]
+usage: run.sh [--keylog FILE] [--export DIR] [CAPTURE|DIR ...]
        run.sh CAPTURE KEYLOG
 
 Install what is missing (Debian 12, as root), build the mailsec Wireshark plugin,
@@ -23,6 +23,10 @@ what crossed in clear), and under it mailsec's alerts for that session.
   DIR            every *.pcap and *.pcapng below it, sorted, each with NAME.keys or
                  NAME.keylog beside it when there is one
   --keylog FILE  a TLS key log for every capture
+  --export DIR   also write every message (SMTP, POP3, IMAP; as meant: dot-stuffing
+                 undone, chunks joined) as .eml into DIR/CAPTURE-NAME/, with an
+                 index.csv (stream, endpoints, protocol, transport, user, direction,
+                 carried by, size, SHA-256, complete, envelope)
   -h, --help     this help
 
 Without a capture: the bundled captures in captures/real, each with its key log.

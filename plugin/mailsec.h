@@ -55,6 +55,7 @@ typedef struct {
     guint msg_max_depth;
     guint msg_max_parts;
     guint msg_max_urls;
+    guint export_max_mb;       /* longest message exported whole (MB) */
 } mailsec_prefs_t;
 
 extern mailsec_prefs_t mailsec_prefs;
@@ -82,6 +83,7 @@ typedef struct {
     mailsec_claim claim;
     dissector_handle_t builtin; /* pinned built-in dissector (heuristic sessions) */
     bool not_mail;              /* a TLS port's first payload was neither TLS nor mail */
+    struct mailsec_export_acc *export_acc[2]; /* messages being gathered for export, per direction */
     /* TLS application data already fed, per direction */
     const void *tls_flow[2];
     guint32 tls_next[2];
@@ -385,5 +387,15 @@ void mailsec_alerts_init(void);
 bool mailsec_alerts_listening(void);
 /* Raises the frame's alerts under tree (the mailsec subtree). */
 void mailsec_alerts_add(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, const mailsec_frame *fr);
+
+/* mailsec-export.c: messages as export objects (File → Export Objects, --export-objects mailsec) */
+typedef struct {
+    mailsec_conv *mc;
+    packet_info *pinfo;
+} mailsec_export_ctx;
+void mailsec_export_register(int proto);
+bool mailsec_export_wanted(void);
+void mailsec_export_content(void *ctx, const ms_content *c);
+void mailsec_export_drop(mailsec_conv *mc);
 
 #endif

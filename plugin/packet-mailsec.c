@@ -35,6 +35,7 @@ mailsec_prefs_t mailsec_prefs = {
     .enum_threshold = 3, .mass_rcpt_threshold = 50, .mass_msg_threshold = 20,
     .dangerous_extensions = MAILSEC_DANGEROUS_DEFAULT,
     .msg_max_header = 1024, .msg_max_depth = 32, .msg_max_parts = 256, .msg_max_urls = 64,
+    .export_max_mb = 50,
 };
 
 dissector_handle_t mailsec_builtin_handle(ms_proto p)
@@ -91,6 +92,7 @@ void proto_register_mailsec(void)
     mailsec_alerts_register(proto_mailsec);
     mailsec_tap_register();
     mailsec_hash_register();
+    mailsec_export_register(proto_mailsec);
 
     range_convert_str(wmem_epan_scope(), &mailsec_prefs.smtp_ports, "25,587", 65535);
     range_convert_str(wmem_epan_scope(), &mailsec_prefs.smtps_ports, "465", 65535);
@@ -148,6 +150,9 @@ void proto_register_mailsec(void)
         &mailsec_prefs.msg_max_parts);
     prefs_register_uint_preference(m, "msg_max_urls", "URLs reported per message",
         "More are not reported (mailsec.msg.limit)", 10, &mailsec_prefs.msg_max_urls);
+    prefs_register_uint_preference(m, "export_max_mb", "Longest message exported whole (MB)",
+        "Export Objects writes the first this many megabytes of a longer message, named -truncated",
+        10, &mailsec_prefs.export_max_mb);
     prefs_register_bool_preference(m, "hide_secrets", "Hide secrets",
         "Show passwords and tokens as ******** (users and hashes stay), for screenshots and reports",
         &mailsec_prefs.hide_secrets);

@@ -2,7 +2,7 @@
 """mailsec's main job: load the plugin into the real tshark and print, for each
 mail session of each capture, what an analyst asks first, and mailsec's alerts.
 
-    report.py --plugin build/mailsec.so [--keylog FILE] [CAPTURE|DIR ...]
+    report.py --plugin build/mailsec.so [--keylog FILE] [--export DIR] [CAPTURE|DIR ...]
     report.py --plugin build/mailsec.so CAPTURE KEYLOG
 
 run.sh calls it as `report.py --prog run.sh [--check | --plugin SO] -- ARGS`:
@@ -28,6 +28,7 @@ Exit status: 0 every capture analysed, 1 some capture could not be analysed,
 """
 import collections
 import errno
+import hashlib
 import os
 import pathlib
 import re
@@ -66,16 +67,21 @@ FIELDS = ["tcp.stream", "frame.number", "ip.src", "ipv6.src", "tcp.srcport", "ip
           "mailsec.auth.password", "mailsec.auth.hash", "mailsec.auth.token", "mailsec.auth.material",
           "mailsec.auth.result", "mailsec.auth.exposed",
           "mailsec.enum.command", "mailsec.enum.verdict", "mailsec.msg.count", "mailsec.msg.rcpt_count",
-          "mailsec.msg.attachment", "mailsec.msg.deleted", "mailsec.msg.expunged", "mailsec.msg.source"]
+          "mailsec.msg.attachment", "mailsec.msg.deleted", "mailsec.msg.expunged", "mailsec.msg.source",
+          "mailsec.msg.sha256", "mailsec.msg.size", "mailsec.msg.truncated", "mailsec.msg.mail_from",
+          "mailsec.msg.rcpt_to", "mailsec.session.auth_user"]
 # Fields that occur several times on one frame, counted whole (the rest: first occurrence).
 LIST_FIELDS = ("mailsec.enum.command", "mailsec.enum.verdict", "mailsec.msg.attachment", "mailsec.msg.source",
-               "mailsec.msg.count", "mailsec.msg.expunged")
+               "mailsec.msg.count", "mailsec.msg.expunged", "mailsec.msg.sha256", "mailsec.msg.size",
+               "mailsec.msg.truncated", "mailsec.msg.rcpt_to")
 # Generated on each alert, in the same order on a frame (see README, Expert info).
 ALERT_FIELDS = ["mailsec.alert", "mailsec.alert.name", "mailsec.alert.severity"]
 # Joins the occurrences of a field: a control byte, which tshark and mailsec escape in values.
 AGGREGATOR = "\x1f"
 
 PROG = "report.py"
+# --export DIR: where the messages go, one folder per capture (None: no export)
+OPTIONS = {"export": None}
 
 
 class Usage(Exception):
@@ -124,6 +130,19 @@ class Input:
         self.undecided = False      # no capture magic: tshark decides
 
 
+def option_value(args, i, a, name, what):
+    """The value of option a (`NAME VALUE` or `NAME=VALUE`) and the index after it."""
+    if a == name:
+        if i >= len(args):
+            raise Usage("%s needs a %s (see %s --help)" % (name, what, PROG))
+        a, i = args[i], i + 1
+    else:
+        a = a[len(name) + 1:]
+    if not a:
+        raise Usage("%s needs a %s (see %s --help)" % (name, what, PROG))
+    return a, i
+
+
 def parse(args):
     """(--keylog files, other arguments) from the user's arguments; Help or Usage."""
     global_keylogs, positional, only_files = [], [], False
@@ -139,15 +158,13 @@ def parse(args):
             only_files = True
         elif a in ("-h", "--help"):
             raise Help()
+        elif a == "--export" or a.startswith("--export="):
+            a, i = option_value(args, i, a, "--export", "DIR")
+            if os.path.exists(a) and not os.path.isdir(a):
+                raise Usage("%s: --export needs a directory, this is a file" % shown(a))
+            OPTIONS["export"] = pathlib.Path(a)
         elif a == "--keylog" or a.startswith("--keylog="):
-            if a == "--keylog":
-                if i >= len(args):
-                    raise Usage("--keylog needs a FILE (see %s --help)" % PROG)
-                a, i = args[i], i + 1
-            else:
-                a = a[len("--keylog="):]
-            if not a:
-                raise Usage("--keylog needs a FILE (see %s --help)" % PROG)
+            a, i = option_value(args, i, a, "--keylog", "FILE")
             global_keylogs.append(a)
         else:
             raise Usage("%s: unknown option (see %s --help)" % (shown(a), PROG))
@@ -375,6 +392,9 @@ class Stage:
             for f in files:
                 os.chmod(os.path.join(d, f), 0o644)
         os.chmod(self.dir / "home", 0o777)
+        self.out = self.dir / "out"                     # tshark --export-objects writes here
+        self.out.mkdir()
+        os.chmod(self.out, 0o777)
         self.plugin = plugin
 
     def invoke(self, args):
@@ -627,6 +647,8 @@ def report(stage, inp, with_alerts):
     """Print the report of one capture; return (error, note)."""
     fields = FIELDS + (ALERT_FIELDS if with_alerts else [])
     args = ["-Y", "mailsec", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=" + AGGREGATOR]
+    if OPTIONS["export"]:
+        args += ["--export-objects", "mailsec,%s" % stage.out]
     for f in fields:
         args += ["-e", f]
     try:
@@ -652,7 +674,79 @@ def report(stage, inp, with_alerts):
             print(("  " + line).rstrip())
             for a in alert_lines(alerts.get(stream, [])):
                 print(shown(a).rstrip())
+    if OPTIONS["export"]:
+        note = "; ".join(x for x in (note, export_messages(stage, inp, found)) if x)
     return None, note
+
+
+# ---------------------------------------------------------------- export
+
+EXPORTED = re.compile(r"^stream(\d+)-(smtp|pop3|imap)-(c2s|s2c)-(data|bdat|retr|top|fetch|append)-(\d+)"
+                      r"(-truncated)?\.eml$")
+SOURCE = {"data": "SMTP DATA", "bdat": "SMTP BDAT", "retr": "POP3 RETR", "top": "POP3 TOP",
+          "fetch": "IMAP FETCH", "append": "IMAP APPEND"}
+INDEX = ["file", "stream", "client", "server", "protocol", "transport", "user", "direction", "carried_by",
+         "number", "frame", "size", "sha256", "exported_bytes", "complete", "mail_from", "rcpt_to"]
+
+
+def export_folder(inp):
+    """A new folder under --export for this capture, named after it."""
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", inp.path.name) or "capture"
+    root = OPTIONS["export"]
+    folder, n = root / base, 1
+    while folder.exists():
+        n += 1
+        folder = root / ("%s-%d" % (base, n))
+    folder.mkdir(parents=True)
+    return folder
+
+
+def export_messages(stage, inp, found):
+    """Move the messages tshark wrote into the capture's folder and write its
+    index.csv: one row per message, from the frame that completed it."""
+    import csv
+    files = sorted(stage.out.iterdir())
+    folder = export_folder(inp)
+    # each session's completed messages in frame order, per way they were carried
+    ends = collections.defaultdict(list)
+    for stream, frames in found.items():
+        for r in frames:
+            for i, sha in enumerate(r["mailsec.msg.sha256[]"]):
+                pick = lambda k: r[k][i] if i < len(r[k]) else ""
+                ends[(stream, pick("mailsec.msg.source[]"))].append(
+                    (r, sha, pick("mailsec.msg.size[]"), pick("mailsec.msg.truncated[]")))
+    parsed = []
+    for f in files:
+        m = EXPORTED.match(f.name)
+        if m:
+            parsed.append((int(m.group(1)), int(m.group(5)), m, f))
+    seen = collections.Counter()
+    rows = []
+    for stream, number, m, f in sorted(parsed, key=lambda t: (t[0], t[1])):
+        key = (str(stream), SOURCE[m.group(4)])
+        k = seen[key]
+        seen[key] += 1
+        end = ends[key][k] if k < len(ends[key]) else None
+        frames = found.get(str(stream), [])
+        cols = columns(frames) if frames else ["", " -> ", "", "", "", ""]
+        client, _, server = cols[1].partition(" -> ")
+        data = f.read_bytes()
+        r = end[0] if end else {}
+        user = next((x["mailsec.session.auth_user"] for x in reversed(frames) if x["mailsec.session.auth_user"]), "")
+        rows.append([f.name, stream, client, server, m.group(2), frames[-1]["mailsec.transport"] if frames else "",
+                     user, "client-to-server" if m.group(3) == "c2s" else "server-to-client", SOURCE[m.group(4)],
+                     number, r.get("frame.number", ""), end[2] if end else len(data),
+                     end[1] if end else hashlib.sha256(data).hexdigest(), len(data),
+                     "no" if m.group(6) or (end and yes(end[3])) else "yes",
+                     r.get("mailsec.msg.mail_from", ""), " ".join(r.get("mailsec.msg.rcpt_to[]", []))])
+        shutil.move(str(f), str(folder / f.name))
+    for f in stage.out.iterdir():                       # anything else tshark wrote
+        f.unlink()
+    with open(folder / "index.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(INDEX)
+        w.writerows(rows)
+    return "%d message%s exported to %s" % (len(rows), "" if len(rows) == 1 else "s", shown(str(folder)))
 
 
 # ---------------------------------------------------------------- main

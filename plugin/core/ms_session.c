@@ -200,6 +200,15 @@ typedef struct ms_msgscan {
 } ms_msgscan;
 
 
+static void content_event(ms_session *s, const ms_msgscan *m, ms_body_event ev, const uint8_t *p, size_t n,
+                          unsigned flags)
+{
+    if (!s->ctx || !s->ctx->content)
+        return;
+    ms_content c = { ev, m->source, m->dir, m->number, p, n, flags };
+    s->ctx->content(s->ctx->content_ctx, &c);
+}
+
 static ms_msgscan *scan_of(ms_session *s, ms_dir dir, ms_body_source src, unsigned message)
 {
     ms_msgscan *m = s->scan[dir & 1];
@@ -280,6 +289,7 @@ static void scan_end(ms_session *s, ms_dir dir, unsigned flags)
     if (m->source == MS_BODY_SMTP_DATA || m->source == MS_BODY_SMTP_BDAT)
         e->client_messages = ms_client_count(s, MS_COUNT_MESSAGES, 1);
     ms_emit_fact(s, &f);
+    content_event(s, m, MS_BODY_END, NULL, 0, m->flags & (MS_BODY_LOST | MS_BODY_UNFINISHED));
     scan_free(s, dir);
 }
 
@@ -287,6 +297,7 @@ static void scan_feed(ms_msgscan *m, const uint8_t *p, size_t n)
 {
     if (!n)
         return;
+    content_event(m->s, m, MS_BODY_DATA, p, n, 0);
     ms_sha256_update(&m->sha, p, n);
     m->size += n;
     if (m->msg)
@@ -312,6 +323,7 @@ void ms_body_begin(ms_session *s, ms_body_source src, ms_dir dir, unsigned messa
                               s->cfg.msg_max_urls, 0 };
         m->msg = ms_msg_new(s->alloc, &lim, &msg_callbacks, m);
         s->scan[dir & 1] = m;
+        content_event(s, m, MS_BODY_BEGIN, NULL, 0, 0);
     }
     body_event(s, MS_BODY_BEGIN, src, dir, message, NULL, 0, 0);
 }

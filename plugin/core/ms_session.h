@@ -50,6 +50,22 @@ typedef struct {
 
 typedef void (*ms_body_sink)(void *ctx, const ms_body *b);
 
+/* A message as meant (dot-stuffing undone, BDAT chunks joined, the literal
+ * alone): the bytes mailsec.msg.size and .sha256 are taken over, for export.
+ * BEGIN, DATA (any number), END; number is the session's message number
+ * (all sources, from 1), as in the msg facts. */
+typedef struct {
+    ms_body_event event;
+    ms_body_source source;
+    ms_dir dir;
+    unsigned number;
+    const uint8_t *data;    /* DATA only; valid during the callback */
+    size_t len;
+    unsigned flags;         /* END: MS_BODY_LOST, MS_BODY_UNFINISHED */
+} ms_content;
+
+typedef void (*ms_content_sink)(void *ctx, const ms_content *c);
+
 typedef struct {
     uint32_t frame;     /* the frame being dissected */
     ms_time time;       /* when it was captured */
@@ -57,6 +73,8 @@ typedef struct {
     void *sink_ctx;
     ms_body_sink body;  /* receives message content; may be NULL */
     void *body_ctx;
+    ms_content_sink content; /* receives messages as meant; may be NULL */
+    void *content_ctx;
 } ms_feed_ctx;
 
 typedef struct {

@@ -197,8 +197,9 @@ def test_empty_file(no_build, scratch):
 def test_not_a_capture(no_build):
     """tshark's own verdict, relative to the caller's folder."""
     env, nothing_ran = no_build
-    r = run_sh("README.md", env=env)
-    assert (r.rc, r.err) == (1, "run.sh: README.md: not a capture file\n"), r
+    # (not README.md: tshark's weak text-format heuristics may take prose for a trace)
+    r = run_sh("CMakeLists.txt", env=env)
+    assert (r.rc, r.err) == (1, "run.sh: CMakeLists.txt: not a capture file\n"), r
     assert r.out == ""
     nothing_ran()
 
@@ -458,3 +459,40 @@ def test_readme_example_output_is_current():
         r = run_sh(*argv[1:])
         assert r.rc == 0, r
         assert r.out == expected, "README example of `%s` is stale:\n%s" % (cmd, r.out)
+
+
+def test_export_writes_messages_and_index(tmp_path):
+    """--export DIR: every message of each capture as .eml in DIR/CAPTURE/, whose
+    SHA-256 is the ground truth's (what the SMTP client sent, what the POP3
+    client received, over STARTTLS with the key log), and an index.csv whose
+    rows say the same of each file."""
+    import csv
+    import hashlib
+    out = tmp_path / "exported"
+    sent_t, got_t = truth("smtp-attachments"), truth("pop3-retrieve-stls")
+    r = run_sh("--export", out, BUNDLED / "smtp-attachments.pcapng",
+               BUNDLED / "pop3-retrieve-stls.pcapng", BUNDLED / "pop3-retrieve-stls.keys")
+    assert r.rc == 0, r
+    for name, want, direction in (
+            ("smtp-attachments.pcapng",
+             [m["data_sha256"] for s in sent_t["sessions"] for m in s["messages"]], "client-to-server"),
+            ("pop3-retrieve-stls.pcapng",
+             [m["received_sha256"] for s in got_t["sessions"] for m in s["retrieved"]], "server-to-client")):
+        folder = out / name
+        with open(folder / "index.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        whole = [row for row in rows if row["carried_by"] in ("SMTP DATA", "POP3 RETR")]
+        assert [row["sha256"] for row in whole] == want, r
+        for row in rows:
+            data = (folder / row["file"]).read_bytes()
+            assert row["complete"] == "yes" and row["direction"] == direction
+            assert hashlib.sha256(data).hexdigest() == row["sha256"] and int(row["size"]) == len(data)
+        assert sorted(p.name for p in folder.iterdir()) == sorted([row["file"] for row in rows] + ["index.csv"])
+    assert "3 messages exported to" in r.err
+
+
+def test_export_needs_a_directory(tmp_path):
+    f = tmp_path / "a-file"
+    f.write_text("x")
+    r = run_sh("--export", f, BUNDLED / "smtp-attachments.pcapng")
+    assert r.rc == 2 and "--export needs a directory" in r.err, r

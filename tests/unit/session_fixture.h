@@ -57,6 +57,19 @@ typedef struct {
     uint32_t begin_frame, end_frame;
 } rec_body;
 
+/* Messages as meant (ms_content), by the session's message number. */
+#define MAX_CONTENTS 8
+
+typedef struct {
+    unsigned number;
+    ms_body_source source;
+    ms_dir dir;
+    uint8_t data[MAX_BODY];
+    size_t len;
+    unsigned end_flags;
+    bool begun, ended;
+} rec_content;
+
 typedef struct {
     counter mem;
     ms_allocator alloc;
@@ -65,6 +78,8 @@ typedef struct {
     size_t n;
     rec_body b[MAX_BODIES];
     size_t nb;
+    rec_content c[MAX_CONTENTS];
+    size_t nc;
     uint32_t frame;      /* the frame being fed */
     uint64_t cleartext;  /* bytes fed through ms_session_segment */
     bool all;            /* record every kind; else only those before MS_FACT_REPLY,
@@ -229,6 +244,50 @@ static void sink(void *ctx, const ms_fact *fact)
         r->creds = *creds;
 }
 
+static void content_sink(void *ctx, const ms_content *c)
+{
+    fixture *fx = ctx;
+    rec_content *r = NULL;
+    for (size_t i = 0; i < fx->nc; i++)
+        if (fx->c[i].number == c->number)
+            r = &fx->c[i];
+    if (c->event == MS_BODY_BEGIN) {
+        assert_null(r); /* each number begins once */
+        assert_true(fx->nc < MAX_CONTENTS);
+        r = &fx->c[fx->nc++];
+        memset(r, 0, sizeof *r);
+        r->number = c->number;
+        r->source = c->source;
+        r->dir = c->dir;
+        r->begun = true;
+        return;
+    }
+    assert_non_null(r);
+    assert_false(r->ended);
+    if (c->event == MS_BODY_DATA) {
+        assert_true(r->len + c->len <= MAX_BODY);
+        memcpy(r->data + r->len, c->data, c->len);
+        r->len += c->len;
+    } else {
+        r->ended = true;
+        r->end_flags = c->flags;
+    }
+}
+
+/* The i-th message as meant: its session number, source, bytes and END flags. */
+static void content_is(const fixture *fx, size_t i, unsigned number, ms_body_source src, const char *bytes,
+                       unsigned end_flags)
+{
+    assert_true(i < fx->nc);
+    const rec_content *r = &fx->c[i];
+    assert_int_equal(r->number, number);
+    assert_int_equal(r->source, src);
+    assert_true(r->begun && r->ended);
+    assert_int_equal(r->len, strlen(bytes));
+    assert_memory_equal(r->data, bytes, strlen(bytes));
+    assert_int_equal(r->end_flags, end_flags);
+}
+
 static rec_body *body_find(fixture *fx, ms_body_source src, ms_dir dir, unsigned message)
 {
     for (size_t i = 0; i < fx->nb; i++)
@@ -322,14 +381,14 @@ static void finish(fixture *fx)
 /* The session ends on this frame (both sides closed). */
 static void end_at(fixture *fx, uint32_t frame)
 {
-    ms_feed_ctx ctx = { frame, { frame, 0 }, sink, fx, body_sink, fx };
+    ms_feed_ctx ctx = { frame, { frame, 0 }, sink, fx, body_sink, fx, content_sink, fx };
     fx->frame = frame;
     ms_session_finish(fx->s, &ctx);
 }
 
 static void seg_bytes(fixture *fx, ms_dir dir, uint32_t frame, const uint8_t *p, size_t n, uint64_t lost)
 {
-    ms_feed_ctx ctx = { frame, { frame, 0 }, sink, fx, body_sink, fx };
+    ms_feed_ctx ctx = { frame, { frame, 0 }, sink, fx, body_sink, fx, content_sink, fx };
     fx->frame = frame;
     /* feed a private heap copy so that valgrind catches reads past the end */
     uint8_t *copy = malloc(n ? n : 1);

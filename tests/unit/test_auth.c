@@ -124,7 +124,7 @@ static void test_smtp_auth_after_starttls_not_exposed(void **state)
     seg(fx, S2C, 3, "250-mx\r\n250 STARTTLS\r\n");
     seg(fx, C2S, 4, "STARTTLS\r\n");
     seg(fx, S2C, 5, "220 go ahead\r\n");
-    ms_feed_ctx ctx = { 9, { 9, 0 }, sink, fx, body_sink, fx };
+    ms_feed_ctx ctx = { 9, { 9, 0 }, sink, fx, body_sink, fx, content_sink, fx };
     fx->frame = 9;
     const char *ehlo = "EHLO c\r\n", *auth = "AUTH PLAIN AGFsaWNlAFdvbmRlcmxhbmQtNDI=\r\n";
     ms_session_decrypted(fx->s, C2S, (const uint8_t *)ehlo, strlen(ehlo), &ctx);

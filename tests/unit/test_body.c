@@ -36,6 +36,8 @@ static void test_smtp_data_bytes_exact(void **state)
     assert_int_equal(b->flags, 0);
     assert_int_equal(b->begin_frame, 8);
     assert_int_equal(b->end_frame, 12);
+    /* as meant: the stuffed dot is gone */
+    content_is(fx, 0, 1, MS_BODY_SMTP_DATA, "Subject: hi\r\n\r\nline one\r\n.leading dot\r\nlast line\r\n", 0);
     finish(fx);
 }
 
@@ -123,6 +125,7 @@ static void test_smtp_bdat_joined(void **state)
     body_is(fx, 1, MS_BODY_SMTP_BDAT, "Subject: x\r\n\r\nbody.", true);
     assert_int_equal(body_nth(fx, 1)->message, 2);
     assert_int_equal(body_nth(fx, 1)->flags, 0);
+    content_is(fx, 1, 2, MS_BODY_SMTP_BDAT, "Subject: x\r\n\r\nbody.", 0);
     /* the CR LF after the last chunk is the next command's business */
     finish(fx);
 }
@@ -143,6 +146,9 @@ static void test_pop3_retr_top(void **state)
     body_is(fx, 0, MS_BODY_POP3_RETR, "From: a\r\n\r\n..dot\r\nx\n", true);
     assert_int_equal(body_nth(fx, 0)->dir, S2C);
     body_is(fx, 1, MS_BODY_POP3_TOP, "From: a\r\n\r\n", true);
+    content_is(fx, 0, 1, MS_BODY_POP3_RETR, "From: a\r\n\r\n.dot\r\nx\n", 0);
+    assert_int_equal(fx->c[0].dir, S2C);
+    content_is(fx, 1, 2, MS_BODY_POP3_TOP, "From: a\r\n\r\n", 0);
     finish(fx);
 }
 
@@ -162,6 +168,8 @@ static void test_imap_fetch_append(void **state)
     body_is(fx, 0, MS_BODY_IMAP_FETCH, "From: a\r\n\r\nx", true);
     body_is(fx, 1, MS_BODY_IMAP_APPEND, "Subject: ", true);
     assert_int_equal(body_nth(fx, 1)->dir, C2S);
+    content_is(fx, 0, 1, MS_BODY_IMAP_FETCH, "From: a\r\n\r\nx", 0);
+    content_is(fx, 1, 2, MS_BODY_IMAP_APPEND, "Subject: ", 0);
     /* the command after the literal is read as one */
     assert_int_equal(count_kind(fx, MS_FACT_AUTH_REQUEST), 1);
     finish(fx);
@@ -185,7 +193,9 @@ static void test_body_loss_marked(void **state)
     seg(fx, S2C, 7, "a3 NO [TOOBIG] too big\r\n");
     assert_true(body_nth(fx, 1)->ended);
     assert_true(body_nth(fx, 1)->flags & MS_BODY_UNFINISHED);
-    finish(fx);
+    /* the export is told the same: what was seen, marked */
+    content_is(fx, 0, 1, MS_BODY_IMAP_APPEND, "0123abcdefghij", MS_BODY_LOST);
+    content_is(fx, 1, 2, MS_BODY_IMAP_APPEND, "", MS_BODY_UNFINISHED);
 }
 
 /* Each queued command keeps its argument, frame and time; peek shows the

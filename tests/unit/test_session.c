@@ -332,7 +332,7 @@ static void test_starttls_inside_tls(void **state)
     seg(fx, C2S, 4, "STARTTLS\r\n");
     seg(fx, S2C, 5, "220 go\r\n");
     assert_int_equal(fx->n, 4);
-    ms_feed_ctx ctx = { 6, { 6, 0 }, sink, fx, body_sink, fx };
+    ms_feed_ctx ctx = { 6, { 6, 0 }, sink, fx, body_sink, fx, content_sink, fx };
     fx->frame = 6;
     ms_session_decrypted(fx->s, C2S, (const uint8_t *)"EHLO x\r\nSTARTTLS\r\n", 18, &ctx);
     ctx.frame = fx->frame = 7;

@@ -240,7 +240,7 @@ static void test_response_buffering(void **state)
             assert_int_equal(fx->f[i].size, strlen("NOOP\r\n"));
         }
     /* the reply comes inside TLS and answers the buffered NOOP */
-    ms_feed_ctx ctx = { 9, { 9, 0 }, sink, fx, body_sink, fx };
+    ms_feed_ctx ctx = { 9, { 9, 0 }, sink, fx, body_sink, fx, content_sink, fx };
     fx->frame = 9;
     ms_session_decrypted(fx->s, S2C, (const uint8_t *)"250 2.0.0 Ok\r\n", 14, &ctx);
     const rec_fact *last = &fx->f[fx->n - 1];

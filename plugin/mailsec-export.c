@@ -1,0 +1,177 @@
+/* mailsec-export.c — every message carried by SMTP, POP3 or IMAP as an
+ * export object: File → Export Objects → MAILSEC, and
+ * `tshark --export-objects mailsec,DIR`.
+ *
+ * The core hands over each message as meant (dot-stuffing undone, BDAT
+ * chunks joined, the literal alone: the bytes mailsec.msg.sha256 is taken
+ * over). While an export listener is registered, those bytes are gathered
+ * per session and direction, up to a preference, and the message is queued
+ * on the export tap on the frame that completes it. Nothing is gathered
+ * otherwise. The bytes exist only while the core reads them, so the
+ * listener must be there during the first pass (tshark one pass).
+ */
+#include <wireshark.h>
+
+#include <epan/address.h>
+#include <epan/to_str.h>
+#include <epan/export_object.h>
+#include <epan/packet.h>
+#include <epan/tap.h>
+
+#include "mailsec.h"
+
+static int eo_tap = -1;
+
+typedef struct mailsec_export_acc {
+    guint8 *data;           /* file scope, grown by doubling up to the limit */
+    size_t len, cap;
+    unsigned number;
+    ms_body_source source;
+    gboolean cut;           /* longer than the limit: what fits is kept */
+} mailsec_export_acc;
+
+/* What the tap carries to the listener: one whole message. */
+typedef struct {
+    char *filename;
+    char *hostname;
+    guint8 *payload;        /* g_malloc'd; the listener takes it */
+    size_t len;
+} mailsec_export_item;
+
+static const char *source_name(ms_body_source s)
+{
+    switch (s) {
+    case MS_BODY_SMTP_DATA: return "data";
+    case MS_BODY_SMTP_BDAT: return "bdat";
+    case MS_BODY_POP3_RETR: return "retr";
+    case MS_BODY_POP3_TOP: return "top";
+    case MS_BODY_IMAP_FETCH: return "fetch";
+    case MS_BODY_IMAP_APPEND: return "append";
+    default: return "message";
+    }
+}
+
+static const char *proto_name(guint8 p)
+{
+    return p == MS_PROTO_SMTP ? "smtp" : p == MS_PROTO_POP3 ? "pop3" : p == MS_PROTO_IMAP ? "imap" : "mail";
+}
+
+bool mailsec_export_wanted(void)
+{
+    return eo_tap >= 0 && have_tap_listener(eo_tap);
+}
+
+static void append(mailsec_export_acc *a, const guint8 *p, size_t n)
+{
+    size_t limit = (size_t)mailsec_prefs.export_max_mb << 20;
+    if (a->len + n > limit) {
+        a->cut = TRUE;
+        n = limit > a->len ? limit - a->len : 0;
+    }
+    if (n == 0)
+        return;
+    if (a->len + n > a->cap) {
+        size_t cap = a->cap ? a->cap : 4096;
+        while (cap < a->len + n)
+            cap *= 2;
+        if (cap > limit)
+            cap = limit;
+        a->data = (guint8 *)wmem_realloc(wmem_file_scope(), a->data, cap);
+        a->cap = cap;
+    }
+    memcpy(a->data + a->len, p, n);
+    a->len += n;
+}
+
+static void drop(mailsec_export_acc **slot)
+{
+    mailsec_export_acc *a = *slot;
+    if (!a)
+        return;
+    wmem_free(wmem_file_scope(), a->data);
+    wmem_free(wmem_file_scope(), a);
+    *slot = NULL;
+}
+
+/* The payload goes to the listener; when none took it (a pass whose taps do
+ * not run), it goes with the packet's scope. */
+static gboolean item_done(wmem_allocator_t *allocator _U_, wmem_cb_event_t event _U_, void *data)
+{
+    mailsec_export_item *it = (mailsec_export_item *)data;
+    g_free(it->payload);
+    it->payload = NULL;
+    return FALSE;
+}
+
+void mailsec_export_content(void *ctx, const ms_content *c)
+{
+    mailsec_export_ctx *ec = (mailsec_export_ctx *)ctx;
+    mailsec_conv *mc = ec->mc;
+    mailsec_export_acc **slot = &mc->export_acc[c->dir & 1];
+    switch (c->event) {
+    case MS_BODY_BEGIN:
+        drop(slot);
+        *slot = wmem_new0(wmem_file_scope(), mailsec_export_acc);
+        (*slot)->number = c->number;
+        (*slot)->source = c->source;
+        return;
+    case MS_BODY_DATA:
+        if (*slot && (*slot)->number == c->number)
+            append(*slot, c->data, c->len);
+        return;
+    case MS_BODY_END:
+        break;
+    default:
+        return;
+    }
+    mailsec_export_acc *a = *slot;
+    if (!a || a->number != c->number)
+        return;
+    packet_info *pinfo = ec->pinfo;
+    gboolean truncated = a->cut || (c->flags & (MS_BODY_LOST | MS_BODY_UNFINISHED)) != 0;
+    mailsec_export_item *it = wmem_new0(pinfo->pool, mailsec_export_item);
+    /* stream, protocol, direction, source and order: which message it is */
+    it->filename = wmem_strdup_printf(pinfo->pool, "stream%u-%s-%s-%s-%u%s.eml", mc->stream,
+                                      proto_name((guint8)ms_session_proto(mc->core)),
+                                      c->dir == MS_DIR_C2S ? "c2s" : "s2c", source_name(a->source), a->number,
+                                      truncated ? "-truncated" : "");
+    it->hostname = wmem_strdup_printf(pinfo->pool, "%s:%u", address_to_str(pinfo->pool, &mc->server_addr),
+                                      mc->server_port);
+    it->payload = a->len ? (guint8 *)g_memdup2(a->data, a->len) : NULL;
+    it->len = a->len;
+    drop(slot);
+    wmem_register_callback(pinfo->pool, item_done, it);
+    tap_queue_packet(eo_tap, pinfo, it);
+}
+
+void mailsec_export_drop(mailsec_conv *mc)
+{
+    drop(&mc->export_acc[0]);
+    drop(&mc->export_acc[1]);
+}
+
+static tap_packet_status export_packet(void *tapdata, packet_info *pinfo, epan_dissect_t *edt _U_,
+                                       const void *data, tap_flags_t flags _U_)
+{
+    export_object_list_t *list = (export_object_list_t *)tapdata;
+    mailsec_export_item *it = (mailsec_export_item *)data;
+    if (!it)
+        return TAP_PACKET_DONT_REDRAW;
+    export_object_entry_t *e = g_new0(export_object_entry_t, 1);
+    e->pkt_num = pinfo->num;
+    e->hostname = g_strdup(it->hostname);
+    e->content_type = g_strdup("message/rfc822");
+    e->filename = g_strdup(it->filename);
+    e->payload_len = it->len;
+    /* the bytes change hands; a second listener would get an empty copy */
+    e->payload_data = it->payload;
+    it->payload = NULL;
+    it->len = 0;
+    list->add_entry(list->gui_data, e);
+    return TAP_PACKET_REDRAW;
+}
+
+void mailsec_export_register(int proto)
+{
+    eo_tap = register_export_object(proto, export_packet, NULL);
+}
