@@ -21,6 +21,17 @@
 #include "mailsec.h"
 
 static int eo_tap = -1;
+static dissector_handle_t imf_handle;
+
+static bool is_pop3(ms_body_source s)
+{
+    return s == MS_BODY_POP3_RETR || s == MS_BODY_POP3_TOP;
+}
+
+bool mailsec_export_gathers(const mailsec_conv *mc)
+{
+    return mailsec_prefs.pop3_imf && imf_handle && mc->core && ms_session_proto(mc->core) == MS_PROTO_POP3;
+}
 
 typedef struct mailsec_export_acc {
     guint8 *data;           /* file scope, grown by doubling up to the limit */
@@ -111,6 +122,8 @@ void mailsec_export_content(void *ctx, const ms_content *c)
     switch (c->event) {
     case MS_BODY_BEGIN:
         drop(slot);
+        if (!ec->exporting && !is_pop3(c->source))
+            return;
         *slot = wmem_new0(wmem_file_scope(), mailsec_export_acc);
         (*slot)->number = c->number;
         (*slot)->source = c->source;
@@ -128,6 +141,20 @@ void mailsec_export_content(void *ctx, const ms_content *c)
     if (!a || a->number != c->number)
         return;
     packet_info *pinfo = ec->pinfo;
+    if (is_pop3(a->source) && mailsec_prefs.pop3_imf && imf_handle && a->len &&
+        !proto_is_frame_protocol(pinfo->layers, "imf")) {
+        /* kept with the message's end, for IMF on every pass (the POP3
+         * dissector handed it over itself when this frame has imf already) */
+        for (mailsec_fact *f = ec->facts ? *ec->facts : NULL; f; f = f->next)
+            if (f->kind == MS_FACT_MSG_END && f->core.msg_end.message == a->number) {
+                f->u.mail.bytes = (const guint8 *)wmem_memdup(wmem_file_scope(), a->data, a->len);
+                f->u.mail.len = (guint)a->len;
+            }
+    }
+    if (!ec->exporting) {
+        drop(slot);
+        return;
+    }
     gboolean truncated = a->cut || (c->flags & (MS_BODY_LOST | MS_BODY_UNFINISHED)) != 0;
     mailsec_export_item *it = wmem_new0(pinfo->pool, mailsec_export_item);
     /* stream, protocol, direction, source and order: which message it is */
@@ -169,6 +196,24 @@ static tap_packet_status export_packet(void *tapdata, packet_info *pinfo, epan_d
     it->len = 0;
     list->add_entry(list->gui_data, e);
     return TAP_PACKET_REDRAW;
+}
+
+void mailsec_export_imf(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const mailsec_frame *fr)
+{
+    if (!imf_handle || !mailsec_prefs.pop3_imf)
+        return;
+    for (const mailsec_fact *f = fr->facts; f; f = f->next) {
+        if (f->kind != MS_FACT_MSG_END || !f->u.mail.bytes || !is_pop3(f->core.msg_end.source))
+            continue;
+        tvbuff_t *msg = tvb_new_child_real_data(tvb, f->u.mail.bytes, f->u.mail.len, f->u.mail.len);
+        add_new_data_source(pinfo, msg, "POP3 message (mailsec)");
+        call_dissector(imf_handle, msg, pinfo, tree);
+    }
+}
+
+void mailsec_export_handoff(void)
+{
+    imf_handle = find_dissector_add_dependency("imf", proto_mailsec);
 }
 
 void mailsec_export_register(int proto)

@@ -431,11 +431,12 @@ static mailsec_frame *analyse_frame(packet_info *pinfo)
     sc.kc.mc = mc;
     sc.kc.pinfo = pinfo;
     sc.tail = &fr->facts;
-    mailsec_export_ctx ec = { mc, pinfo };
     bool exporting = mailsec_export_wanted();
+    mailsec_export_ctx ec = { mc, pinfo, &fr->facts, exporting };
+    bool gather = exporting || mailsec_export_gathers(mc);
     ms_feed_ctx feed = { pinfo->num, { (int64_t)pinfo->abs_ts.secs, (int32_t)pinfo->abs_ts.nsecs },
-                         store_fact, &sc, NULL, NULL, exporting ? mailsec_export_content : NULL,
-                         exporting ? &ec : NULL };
+                         store_fact, &sc, NULL, NULL, gather ? mailsec_export_content : NULL,
+                         gather ? &ec : NULL };
 
     const guint8 *bytes = t.captured > 0 ? tvb_get_ptr(t.tvb, t.offset, t.captured) : NULL;
     stream_feed sf[2] = { { mc->core, MS_DIR_C2S, &feed, &sc.kc, NULL, 0, 0 },

@@ -56,6 +56,7 @@ typedef struct {
     guint msg_max_parts;
     guint msg_max_urls;
     guint export_max_mb;       /* longest message exported whole (MB) */
+    mailsec_pref_bool pop3_imf; /* hand POP3 RETR/TOP messages to the IMF dissector */
 } mailsec_prefs_t;
 
 extern mailsec_prefs_t mailsec_prefs;
@@ -392,10 +393,17 @@ void mailsec_alerts_add(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, con
 typedef struct {
     mailsec_conv *mc;
     packet_info *pinfo;
+    struct mailsec_fact **facts; /* the frame's kept facts: a POP3 message goes onto its end */
+    bool exporting;              /* an export listener is registered */
 } mailsec_export_ctx;
 void mailsec_export_register(int proto);
 bool mailsec_export_wanted(void);
 void mailsec_export_content(void *ctx, const ms_content *c);
 void mailsec_export_drop(mailsec_conv *mc);
+/* POP3 gathers its messages for IMF even without an export listener. */
+bool mailsec_export_gathers(const mailsec_conv *mc);
+void mailsec_export_handoff(void);
+/* Every pass: the POP3 messages this frame completed, to the IMF dissector. */
+void mailsec_export_imf(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const struct mailsec_frame_s *fr);
 
 #endif

@@ -35,7 +35,7 @@ mailsec_prefs_t mailsec_prefs = {
     .enum_threshold = 3, .mass_rcpt_threshold = 50, .mass_msg_threshold = 20,
     .dangerous_extensions = MAILSEC_DANGEROUS_DEFAULT,
     .msg_max_header = 1024, .msg_max_depth = 32, .msg_max_parts = 256, .msg_max_urls = 64,
-    .export_max_mb = 50,
+    .export_max_mb = 50, .pop3_imf = TRUE,
 };
 
 dissector_handle_t mailsec_builtin_handle(ms_proto p)
@@ -74,6 +74,7 @@ static int dissect_mailsec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     if (!fr)
         return 0;
     mailsec_tap_frame(pinfo, fr);
+    mailsec_export_imf(tvb, pinfo, tree, fr);
     if (mailsec_render_wanted(tree))
         mailsec_render(tvb, pinfo, tree, fr);
     else if (tree)
@@ -153,6 +154,10 @@ void proto_register_mailsec(void)
     prefs_register_uint_preference(m, "export_max_mb", "Longest message exported whole (MB)",
         "Export Objects writes the first this many megabytes of a longer message, named -truncated",
         10, &mailsec_prefs.export_max_mb);
+    prefs_register_bool_preference(m, "pop3_imf", "POP3 messages to IMF",
+        "Hand each message a POP3 RETR or TOP returned (dot-stuffing undone) to the IMF dissector, so imf.* "
+        "fields and Export Objects > IMF show POP3 mail too, unless the POP3 dissector already did",
+        &mailsec_prefs.pop3_imf);
     prefs_register_bool_preference(m, "hide_secrets", "Hide secrets",
         "Show passwords and tokens as ******** (users and hashes stay), for screenshots and reports",
         &mailsec_prefs.hide_secrets);
@@ -172,4 +177,5 @@ void proto_reg_handoff_mailsec(void)
     mailsec_extract_handoff();
     mailsec_heur_handoff();
     mailsec_tls_handoff();
+    mailsec_export_handoff();
 }

@@ -8,6 +8,7 @@ STARTTLS and over implicit TLS (with the key log). Files are named
 streamN-PROTO-DIR-SOURCE-NUMBER[-truncated].eml: the TCP stream, the
 protocol, who sent it, how it was carried, and its order in the session.
 """
+import collections
 import hashlib
 import os
 import pathlib
@@ -18,6 +19,7 @@ import tempfile
 import pytest
 
 from conftest import _stage, ground_truth_captures
+from e2e import table
 
 NAME = re.compile(r"^stream(\d+)-(smtp|pop3|imap)-(c2s|s2c)-(data|bdat|retr|top|fetch|append)-(\d+)"
                   r"(-truncated)?\.eml$")
@@ -127,3 +129,54 @@ def test_export_under_sanitizers(tshark_sanitized, case):
     files = export(tshark_sanitized, cap, keys)
     assert files
     assert all(NAME.match(n) for n in files)
+
+
+POP3_CASES = [c for c in CASES if any(s["protocol"] == "pop3" and s.get("retrieved") for s in c.values[0][2]["sessions"])]
+
+
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one-pass", "two-pass"])
+@pytest.mark.parametrize("case", POP3_CASES)
+def test_pop3_messages_reach_imf(tshark, case, two_pass):
+    """Each message a POP3 RETR or TOP returned is dissected by the built-in IMF
+    dissector: imf.message_id on the POP3 frames, in the order the client asked
+    for them, is the Message-ID of the message the ground truth says it got."""
+    cap, keys, truth = case
+    if truth["transport"] != "cleartext" and not keys:
+        pytest.skip("TLS without keys")
+    rows = table(tshark, cap, ["frame.number", "imf.message_id"], display_filter="pop && imf",
+                 extra=["-2"] if two_pass else [], keylog=keys)
+    got = [v for r in rows for v in r["imf.message_id"]]
+    want = []
+    for s in truth["sessions"]:
+        ids = {m["number"]: m["message_id"] for m in s.get("retrieved", [])}
+        for ex in s.get("exchanges", []):
+            words = ex["command"].split()
+            if words and words[0].upper() in ("RETR", "TOP") and ex["replies"] and \
+                    ex["replies"][-1]["code"] == "+OK":
+                want.append(ids[int(words[1])])
+    assert got == want
+    # and with the preference off, no IMF on POP3 (the POP3 dissector does not hand these over)
+    off = table(tshark, cap, ["frame.number"], display_filter="pop && imf",
+                extra=["-o", "mailsec.pop3_imf:FALSE"] + (["-2"] if two_pass else []), keylog=keys)
+    assert off == []
+
+
+@pytest.mark.parametrize("case", POP3_CASES)
+def test_pop3_messages_in_wiresharks_imf_export(tshark, case):
+    """Through IMF, Wireshark's own Export Objects > IMF lists POP3 messages too,
+    in two passes as well (as the GUI does): each message RETR returned is
+    there, byte-exact."""
+    cap, keys, truth = case
+    if truth["transport"] != "cleartext" and not keys:
+        pytest.skip("TLS without keys")
+    out = pathlib.Path(tempfile.mkdtemp(prefix="imf-", dir=str(_stage())))
+    os.chmod(out, 0o777)
+    try:
+        rc, _, err = tshark.invoke(tshark.command(cap, ["-2", "-q", "--export-objects", "imf,%s" % out],
+                                                  keylog=keys), cache=False)
+        assert rc == 0, err
+        got = collections.Counter(hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir())
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    want = collections.Counter(m["received_sha256"] for s in truth["sessions"] for m in s.get("retrieved", []))
+    assert not want - got, "missing from the IMF export: %s" % (want - got)

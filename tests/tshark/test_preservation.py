@@ -5,10 +5,15 @@ smtp, pop, imap, imf, tls and tcp layers (with their expert info) is compared,
 frame by frame, in one pass and with -2. Only frame.protocols may differ, and
 only by mailsec.
 
-One difference is wanted: a mail session on a port no built-in dissector
-registers (SMTP on 2525) is handed to the built-in dissector by mailsec's
-heuristic, so those frames gain SMTP fields. For such frames the check is that
-everything the built-ins showed without mailsec is still there, unchanged.
+Two differences are wanted:
+- a mail session on a port no built-in dissector registers (SMTP on 2525) is
+  handed to the built-in dissector by mailsec's heuristic, so those frames gain
+  SMTP fields. For such frames the check is that everything the built-ins
+  showed without mailsec is still there, unchanged;
+- a POP3 frame that completes a RETR or TOP message the POP3 dissector did not
+  hand to IMF gains IMF layers (mailsec hands the message over, the
+  pop3_imf preference). On such a frame every other layer must be exactly as
+  without mailsec, and the frame had no IMF layer before.
 """
 import collections
 import xml.etree.ElementTree as ET
@@ -73,6 +78,9 @@ def compare(base, with_plugin):
                             problems.append((num, layer, "lost", item))
                         have[item] -= 1
             continue
+        if "pop" in b_layers and "imf" not in b_layers and "imf" in p_layers:
+            # POP3 messages handed to IMF: only imf layers were added
+            p_layers = {k: v for k, v in p_layers.items() if k != "imf"}
         if b_layers != p_layers:
             for layer in sorted(set(b_layers) | set(p_layers)):
                 if b_layers.get(layer) != p_layers.get(layer):
