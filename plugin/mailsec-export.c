@@ -114,10 +114,70 @@ static gboolean item_done(wmem_allocator_t *allocator _U_, wmem_cb_event_t event
     return FALSE;
 }
 
+/* The file name an attachment is written under: its own name, reduced to
+ * characters every file system takes. */
+static char *safe_name(wmem_allocator_t *scope, const char *name, size_t len)
+{
+    if (len > 100)
+        len = 100;
+    char *out = (char *)wmem_alloc(scope, len + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        guchar ch = (guchar)name[i];
+        out[o++] = g_ascii_isalnum(ch) || ch == '.' || ch == '-' || ch == '_' ? (char)ch : '_';
+    }
+    out[o] = '\0';
+    return o ? out : wmem_strdup(scope, "unnamed");
+}
+
+static void queue(packet_info *pinfo, mailsec_conv *mc, char *filename, const mailsec_export_acc *a)
+{
+    mailsec_export_item *it = wmem_new0(pinfo->pool, mailsec_export_item);
+    it->filename = filename;
+    it->hostname = wmem_strdup_printf(pinfo->pool, "%s:%u", address_to_str(pinfo->pool, &mc->server_addr),
+                                      mc->server_port);
+    it->payload = a->len ? (guint8 *)g_memdup2(a->data, a->len) : NULL;
+    it->len = a->len;
+    wmem_register_callback(pinfo->pool, item_done, it);
+    tap_queue_packet(eo_tap, pinfo, it);
+}
+
+/* A decoded attachment: streamN-PROTO-DIR-SOURCE-NUMBER-attK[-truncated]-NAME. */
+static void attachment_content(mailsec_export_ctx *ec, const ms_content *c)
+{
+    mailsec_conv *mc = ec->mc;
+    mailsec_export_acc **slot = &mc->export_att[c->dir & 1];
+    if (*slot && ((*slot)->number != c->number || (*slot)->source != (ms_body_source)c->part))
+        drop(slot); /* a part whose end never came */
+    if (!*slot) {
+        *slot = wmem_new0(wmem_file_scope(), mailsec_export_acc);
+        (*slot)->number = c->number;
+        (*slot)->source = (ms_body_source)c->part; /* here: the attachment's index */
+    }
+    if (c->event == MS_BODY_DATA) {
+        append(*slot, c->data, c->len);
+        return;
+    }
+    packet_info *pinfo = ec->pinfo;
+    gboolean truncated = (*slot)->cut || (c->flags & MS_BODY_LOST) != 0;
+    char *filename = wmem_strdup_printf(pinfo->pool, "stream%u-%s-%s-%s-%u-att%u%s-%s", mc->stream,
+                                        proto_name((guint8)ms_session_proto(mc->core)),
+                                        c->dir == MS_DIR_C2S ? "c2s" : "s2c", source_name(c->source), c->number,
+                                        c->part, truncated ? "-truncated" : "",
+                                        safe_name(pinfo->pool, c->name ? c->name : "", c->name ? c->name_len : 0));
+    queue(pinfo, mc, filename, *slot);
+    drop(slot);
+}
+
 void mailsec_export_content(void *ctx, const ms_content *c)
 {
     mailsec_export_ctx *ec = (mailsec_export_ctx *)ctx;
     mailsec_conv *mc = ec->mc;
+    if (c->part) {
+        if (ec->exporting && (c->event == MS_BODY_DATA || c->event == MS_BODY_END))
+            attachment_content(ec, c);
+        return;
+    }
     mailsec_export_acc **slot = &mc->export_acc[c->dir & 1];
     switch (c->event) {
     case MS_BODY_BEGIN:
@@ -156,25 +216,21 @@ void mailsec_export_content(void *ctx, const ms_content *c)
         return;
     }
     gboolean truncated = a->cut || (c->flags & (MS_BODY_LOST | MS_BODY_UNFINISHED)) != 0;
-    mailsec_export_item *it = wmem_new0(pinfo->pool, mailsec_export_item);
     /* stream, protocol, direction, source and order: which message it is */
-    it->filename = wmem_strdup_printf(pinfo->pool, "stream%u-%s-%s-%s-%u%s.eml", mc->stream,
-                                      proto_name((guint8)ms_session_proto(mc->core)),
-                                      c->dir == MS_DIR_C2S ? "c2s" : "s2c", source_name(a->source), a->number,
-                                      truncated ? "-truncated" : "");
-    it->hostname = wmem_strdup_printf(pinfo->pool, "%s:%u", address_to_str(pinfo->pool, &mc->server_addr),
-                                      mc->server_port);
-    it->payload = a->len ? (guint8 *)g_memdup2(a->data, a->len) : NULL;
-    it->len = a->len;
+    char *filename = wmem_strdup_printf(pinfo->pool, "stream%u-%s-%s-%s-%u%s.eml", mc->stream,
+                                        proto_name((guint8)ms_session_proto(mc->core)),
+                                        c->dir == MS_DIR_C2S ? "c2s" : "s2c", source_name(a->source), a->number,
+                                        truncated ? "-truncated" : "");
+    queue(pinfo, mc, filename, a);
     drop(slot);
-    wmem_register_callback(pinfo->pool, item_done, it);
-    tap_queue_packet(eo_tap, pinfo, it);
 }
 
 void mailsec_export_drop(mailsec_conv *mc)
 {
     drop(&mc->export_acc[0]);
     drop(&mc->export_acc[1]);
+    drop(&mc->export_att[0]);
+    drop(&mc->export_att[1]);
 }
 
 static tap_packet_status export_packet(void *tapdata, packet_info *pinfo, epan_dissect_t *edt _U_,

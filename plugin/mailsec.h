@@ -85,6 +85,7 @@ typedef struct {
     dissector_handle_t builtin; /* pinned built-in dissector (heuristic sessions) */
     bool not_mail;              /* a TLS port's first payload was neither TLS nor mail */
     struct mailsec_export_acc *export_acc[2]; /* messages being gathered for export, per direction */
+    struct mailsec_export_acc *export_att[2]; /* the attachment being gathered, per direction */
     /* TLS application data already fed, per direction */
     const void *tls_flow[2];
     guint32 tls_next[2];

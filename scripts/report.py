@@ -683,6 +683,8 @@ def report(stage, inp, with_alerts):
 
 EXPORTED = re.compile(r"^stream(\d+)-(smtp|pop3|imap)-(c2s|s2c)-(data|bdat|retr|top|fetch|append)-(\d+)"
                       r"(-truncated)?\.eml$")
+ATTACHED = re.compile(r"^stream(\d+)-(smtp|pop3|imap)-(c2s|s2c)-(data|bdat|retr|top|fetch|append)-(\d+)"
+                      r"-att(\d+)(-truncated)?-(.+)$")
 SOURCE = {"data": "SMTP DATA", "bdat": "SMTP BDAT", "retr": "POP3 RETR", "top": "POP3 TOP",
           "fetch": "IMAP FETCH", "append": "IMAP APPEND"}
 INDEX = ["file", "stream", "client", "server", "protocol", "transport", "user", "direction", "carried_by",
@@ -740,13 +742,32 @@ def export_messages(stage, inp, found):
                      "no" if m.group(6) or (end and yes(end[3])) else "yes",
                      r.get("mailsec.msg.mail_from", ""), " ".join(r.get("mailsec.msg.rcpt_to[]", []))])
         shutil.move(str(f), str(folder / f.name))
+    # attachments, decoded, after the message that carried them
+    by_message = {(row[1], row[9]): row for row in rows}
+    for f in sorted(stage.out.iterdir()):
+        m = ATTACHED.match(f.name)
+        if not m:
+            continue
+        parent = by_message.get((int(m.group(1)), int(m.group(5))))
+        data = f.read_bytes()
+        row = list(parent) if parent else [""] * len(INDEX)
+        row[0], row[1], row[7], row[8], row[9] = f.name, int(m.group(1)), (
+            "client-to-server" if m.group(3) == "c2s" else "server-to-client"), \
+            "attachment %s of %s" % (m.group(6), SOURCE[m.group(4)]), int(m.group(5))
+        row[11:15] = [len(data), hashlib.sha256(data).hexdigest(), len(data), "no" if m.group(7) else "yes"]
+        rows.append(row)
+        shutil.move(str(f), str(folder / f.name))
     for f in stage.out.iterdir():                       # anything else tshark wrote
         f.unlink()
     with open(folder / "index.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(INDEX)
         w.writerows(rows)
-    return "%d message%s exported to %s" % (len(rows), "" if len(rows) == 1 else "s", shown(str(folder)))
+    n = sum(1 for row in rows if not str(row[8]).startswith("attachment"))
+    a = len(rows) - n
+    return "%d message%s%s exported to %s" % (n, "" if n == 1 else "s",
+                                             " and %d attachment%s" % (a, "" if a == 1 else "s") if a else "",
+                                             shown(str(folder)))
 
 
 # ---------------------------------------------------------------- main

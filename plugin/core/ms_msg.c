@@ -776,8 +776,11 @@ static void sink(ms_msg *m, const uint8_t *p, size_t n)
     if (n == 0)
         return;
     m->size += n;
-    if (m->attach)
+    if (m->attach) {
         ms_sha256_update(&m->sha, p, n);
+        if (m->cb.attachment_data)
+            m->cb.attachment_data(m->ctx, p, n);
+    }
     if (m->text) {
         for (size_t i = 0; i < n; i++)
             url_byte(m, p[i]);

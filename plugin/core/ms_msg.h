@@ -67,6 +67,9 @@ typedef struct {
     /* A limit was hit, once per kind per message: "depth", "parts", "urls",
      * "header". */
     void (*limit)(void *ctx, const char *what);
+    /* The decoded content of a part with a file name, as it streams, before
+     * its attachment() call. */
+    void (*attachment_data)(void *ctx, const uint8_t *p, size_t n);
 } ms_msg_callbacks;
 
 typedef struct ms_msg ms_msg;

@@ -197,6 +197,8 @@ typedef struct ms_msgscan {
     ms_sha256 sha;
     uint64_t size;
     unsigned flags;
+    unsigned att_index;     /* attachments handed to the content sink so far */
+    bool att_open;          /* one is streaming */
 } ms_msgscan;
 
 
@@ -205,7 +207,7 @@ static void content_event(ms_session *s, const ms_msgscan *m, ms_body_event ev, 
 {
     if (!s->ctx || !s->ctx->content)
         return;
-    ms_content c = { ev, m->source, m->dir, m->number, p, n, flags };
+    ms_content c = { ev, m->source, m->dir, m->number, p, n, flags, 0, NULL, 0 };
     s->ctx->content(s->ctx->content_ctx, &c);
 }
 
@@ -238,6 +240,14 @@ static void on_attachment(void *ctx, const ms_msg_attachment *a)
     memcpy(fa->sha256, a->sha256, sizeof fa->sha256);
     fa->truncated = a->truncated;
     ms_emit_fact(s, &f);
+    if (s->ctx && s->ctx->content) {
+        if (!m->att_open)
+            m->att_index++; /* empty: no data came */
+        ms_content c = { MS_BODY_END, m->source, m->dir, m->number, NULL, 0, a->truncated ? MS_BODY_LOST : 0,
+                         m->att_index, a->filename, a->filename_len };
+        s->ctx->content(s->ctx->content_ctx, &c);
+    }
+    m->att_open = false;
 }
 
 static void on_url(void *ctx, const char *url, size_t len)
@@ -256,7 +266,22 @@ static void on_limit(void *ctx, const char *what)
     ms_emit_fact(s, &f);
 }
 
-static const ms_msg_callbacks msg_callbacks = { on_header, on_attachment, on_url, on_limit };
+/* Decoded attachment bytes, for export: numbered from 1 per message. */
+static void on_attachment_data(void *ctx, const uint8_t *p, size_t n)
+{
+    ms_msgscan *m = ctx;
+    ms_session *s = m->s;
+    if (!n || !s->ctx || !s->ctx->content)
+        return;
+    if (!m->att_open) {
+        m->att_open = true;
+        m->att_index++;
+    }
+    ms_content c = { MS_BODY_DATA, m->source, m->dir, m->number, p, n, 0, m->att_index, NULL, 0 };
+    s->ctx->content(s->ctx->content_ctx, &c);
+}
+
+static const ms_msg_callbacks msg_callbacks = { on_header, on_attachment, on_url, on_limit, on_attachment_data };
 
 static void scan_free(ms_session *s, ms_dir dir)
 {

@@ -62,6 +62,12 @@ typedef struct {
     const uint8_t *data;    /* DATA only; valid during the callback */
     size_t len;
     unsigned flags;         /* END: MS_BODY_LOST, MS_BODY_UNFINISHED */
+    /* 0: the message; k: its k-th attachment (a MIME part with a file
+     * name), decoded: DATA pieces, then END with its name (UTF-8) and
+     * MS_BODY_LOST when it was cut. No BEGIN for attachments. */
+    unsigned part;
+    const char *name;
+    size_t name_len;
 } ms_content;
 
 typedef void (*ms_content_sink)(void *ctx, const ms_content *c);

@@ -23,6 +23,8 @@ from e2e import table
 
 NAME = re.compile(r"^stream(\d+)-(smtp|pop3|imap)-(c2s|s2c)-(data|bdat|retr|top|fetch|append)-(\d+)"
                   r"(-truncated)?\.eml$")
+ATTACHMENT = re.compile(r"^stream(\d+)-(smtp|pop3|imap)-(c2s|s2c)-(data|bdat|retr|top|fetch|append)-(\d+)"
+                        r"-att(\d+)(-truncated)?-([A-Za-z0-9._-]+)$")
 CASES = [c for c in ground_truth_captures()
          if any(m.get("data_sha256") for s in c.values[0][2]["sessions"] for m in s.get("messages", []))
          or any(s.get("retrieved") for s in c.values[0][2]["sessions"])]
@@ -42,9 +44,11 @@ def export(tshark, cap, keys, extra=()):
 
 
 def parsed(files):
-    """{(stream, direction): [(source, number, truncated, bytes)]} in order."""
+    """{(stream, direction): [(source, number, truncated, bytes)]} in order (messages only)."""
     out = {}
     for name, data in files.items():
+        if ATTACHMENT.match(name):
+            continue
         m = NAME.match(name)
         assert m, "unexpected file name %r" % name
         stream, _, direction, source, number, cut = m.groups()
@@ -101,6 +105,37 @@ def test_exported_messages_match_the_ground_truth(tshark, case):
     assert {k[0] for k in got} <= streams
 
 
+# every attachment the generator sent, by the SHA-256 of the message that carried it
+SENT_ATTACHMENTS = {m["data_sha256"]: [(a["size"], a["sha256"]) for a in m.get("attachments", [])]
+                    for c in ground_truth_captures() for s in c.values[0][2]["sessions"]
+                    for m in s.get("messages", []) if m.get("data_sha256")}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if any(
+        SENT_ATTACHMENTS.get(m.get("data_sha256") or m.get("smtp_data_sha256"))
+        for s in c.values[0][2]["sessions"] for m in s.get("messages", []) + s.get("retrieved", []))])
+def test_attachments_exported_decoded(tshark, case):
+    """Each attachment, decoded (base64, quoted-printable), as a file of its own
+    beside its message: size and SHA-256 as the generator made the file, in
+    order, named after its message and its own name."""
+    cap, keys, truth = case
+    if truth["transport"] != "cleartext" and not keys:
+        pytest.skip("TLS without keys")
+    files = export(tshark, cap, keys)
+    got = collections.defaultdict(list)
+    for name, data in files.items():
+        m = ATTACHMENT.match(name)
+        if m:
+            assert not m.group(7), name
+            got[int(m.group(1))].append(((int(m.group(5)), int(m.group(6))), (len(data), hashlib.sha256(data).hexdigest())))
+    for s in truth["sessions"]:
+        msgs = [m["data_sha256"] for m in s.get("messages", []) if m.get("data_sha256") and m.get("accepted", True)]
+        msgs += [m["smtp_data_sha256"] for m in s.get("retrieved", [])]
+        want = [a for sha in msgs for a in SENT_ATTACHMENTS.get(sha, [])]
+        have = [a for _, a in sorted(got.get(s["tcp_stream"], []))]
+        assert have == want, "stream %s" % s["tcp_stream"]
+
+
 def test_nothing_exported_without_messages(tshark):
     """A session with logins and no message exports nothing."""
     (case,) = [c.values[0] for c in ground_truth_captures() if c.values[0][2]["name"] == "imap-auth-mechs"]
@@ -128,7 +163,7 @@ def test_export_under_sanitizers(tshark_sanitized, case):
         pytest.skip("TLS without keys")
     files = export(tshark_sanitized, cap, keys)
     assert files
-    assert all(NAME.match(n) for n in files)
+    assert all(NAME.match(n) or ATTACHMENT.match(n) for n in files)
 
 
 POP3_CASES = [c for c in CASES if any(s["protocol"] == "pop3" and s.get("retrieved") for s in c.values[0][2]["sessions"])]

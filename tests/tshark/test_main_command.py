@@ -488,7 +488,12 @@ def test_export_writes_messages_and_index(tmp_path):
             assert row["complete"] == "yes" and row["direction"] == direction
             assert hashlib.sha256(data).hexdigest() == row["sha256"] and int(row["size"]) == len(data)
         assert sorted(p.name for p in folder.iterdir()) == sorted([row["file"] for row in rows] + ["index.csv"])
-    assert "3 messages exported to" in r.err
+    assert "smtp-attachments.pcapng: 3 messages and 5 attachments exported to" in r.err, r
+    # the attachments: decoded, as the generator made them
+    with open(out / "smtp-attachments.pcapng" / "index.csv", newline="") as fh:
+        attached = [row for row in csv.DictReader(fh) if row["carried_by"].startswith("attachment")]
+    assert [row["sha256"] for row in attached] == \
+        [a["sha256"] for s in sent_t["sessions"] for m in s["messages"] for a in m.get("attachments", [])]
 
 
 def test_export_needs_a_directory(tmp_path):

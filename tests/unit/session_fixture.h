@@ -80,6 +80,9 @@ typedef struct {
     size_t nb;
     rec_content c[MAX_CONTENTS];
     size_t nc;
+    rec_content att[MAX_CONTENTS]; /* attachments, decoded: number = message, source = index */
+    char att_name[MAX_CONTENTS][64];
+    size_t natt;
     uint32_t frame;      /* the frame being fed */
     uint64_t cleartext;  /* bytes fed through ms_session_segment */
     bool all;            /* record every kind; else only those before MS_FACT_REPLY,
@@ -244,9 +247,38 @@ static void sink(void *ctx, const ms_fact *fact)
         r->creds = *creds;
 }
 
+static void attachment_sink(fixture *fx, const ms_content *c)
+{
+    rec_content *r = fx->natt ? &fx->att[fx->natt - 1] : NULL;
+    if (!r || r->ended || r->number != c->number || r->source != (ms_body_source)c->part) {
+        assert_true(fx->natt < MAX_CONTENTS);
+        r = &fx->att[fx->natt++];
+        memset(r, 0, sizeof *r);
+        r->number = c->number;
+        r->source = (ms_body_source)c->part;
+        r->begun = true;
+    }
+    if (c->event == MS_BODY_DATA) {
+        assert_true(r->len + c->len <= MAX_BODY);
+        memcpy(r->data + r->len, c->data, c->len);
+        r->len += c->len;
+    } else {
+        assert_int_equal(c->event, MS_BODY_END);
+        r->ended = true;
+        r->end_flags = c->flags;
+        size_t n = c->name_len < 63 ? c->name_len : 63;
+        memcpy(fx->att_name[fx->natt - 1], c->name, n);
+        fx->att_name[fx->natt - 1][n] = '\0';
+    }
+}
+
 static void content_sink(void *ctx, const ms_content *c)
 {
     fixture *fx = ctx;
+    if (c->part) {
+        attachment_sink(fx, c);
+        return;
+    }
     rec_content *r = NULL;
     for (size_t i = 0; i < fx->nc; i++)
         if (fx->c[i].number == c->number)

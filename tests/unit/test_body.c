@@ -198,6 +198,36 @@ static void test_body_loss_marked(void **state)
     content_is(fx, 1, 2, MS_BODY_IMAP_APPEND, "", MS_BODY_UNFINISHED);
 }
 
+/* Attachments decoded for export: numbered per message, with their names. */
+static void test_attachments_to_content_sink(void **state)
+{
+    (void)state;
+    fixture *fx = start(MS_PROTO_SMTP, false, MS_DETECT_PORT, 0);
+    smtp_to_data(fx);
+    seg(fx, C2S, 10, "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+                     "--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+                     "--b\r\nContent-Type: text/plain; name=\"a.txt\"\r\n"
+                     "Content-Transfer-Encoding: base64\r\n\r\naGVs\r\n");
+    seg(fx, C2S, 11, "bG8K\r\n--b\r\nContent-Disposition: attachment; filename=\"empty.bin\"\r\n\r\n"
+                     "\r\n--b--\r\n.\r\n");
+    seg(fx, S2C, 12, "250 2.0.0 Ok: queued\r\n");
+    assert_int_equal(fx->natt, 2);
+    assert_int_equal(fx->att[0].number, 1);
+    assert_int_equal(fx->att[0].source, 1); /* the first attachment */
+    assert_true(fx->att[0].ended);
+    assert_int_equal(fx->att[0].len, 6);
+    assert_memory_equal(fx->att[0].data, "hello\n", 6);
+    assert_string_equal(fx->att_name[0], "a.txt");
+    assert_int_equal(fx->att[0].end_flags, 0);
+    assert_int_equal(fx->att[1].source, 2);
+    assert_int_equal(fx->att[1].len, 0);
+    assert_string_equal(fx->att_name[1], "empty.bin");
+    /* the message itself is unaffected */
+    assert_int_equal(fx->nc, 1);
+    assert_true(fx->c[0].ended);
+    finish(fx);
+}
+
 /* Each queued command keeps its argument, frame and time; peek shows the
  * oldest without taking it; the queue forgets the oldest when full. */
 static void test_requests_with_context(void **state)
@@ -262,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_pop3_retr_top),
         cmocka_unit_test(test_imap_fetch_append),
         cmocka_unit_test(test_body_loss_marked),
+        cmocka_unit_test(test_attachments_to_content_sink),
         cmocka_unit_test(test_requests_with_context),
         cmocka_unit_test(test_fact_span),
     };

@@ -121,7 +121,7 @@ static void on_limit(void *ctx, const char *what)
     logf_(r, "L:%s\n", what);
 }
 
-static const ms_msg_callbacks callbacks = { on_header, on_attachment, on_url, on_limit };
+static const ms_msg_callbacks callbacks = { on_header, on_attachment, on_url, on_limit, NULL };
 
 static rec *rec_new(void)
 {
