@@ -21,6 +21,8 @@
 #include "mailsec.h"
 
 static int eo_tap = -1;
+/* The gatherings under way (g_malloc'd), so that closing the file frees them. */
+static GHashTable *open_accs;
 static dissector_handle_t imf_handle;
 
 static bool is_pop3(ms_body_source s)
@@ -34,7 +36,7 @@ bool mailsec_export_gathers(const mailsec_conv *mc)
 }
 
 typedef struct mailsec_export_acc {
-    guint8 *data;           /* file scope, grown by doubling up to the limit */
+    guint8 *data;           /* g_malloc'd, grown by doubling up to the limit; handed on whole */
     size_t len, cap;
     unsigned number;
     ms_body_source source;
@@ -87,11 +89,29 @@ static void append(mailsec_export_acc *a, const guint8 *p, size_t n)
             cap *= 2;
         if (cap > limit)
             cap = limit;
-        a->data = (guint8 *)wmem_realloc(wmem_file_scope(), a->data, cap);
+        a->data = (guint8 *)g_realloc(a->data, cap);
         a->cap = cap;
     }
     memcpy(a->data + a->len, p, n);
     a->len += n;
+}
+
+static mailsec_export_acc *acc_new(unsigned number, ms_body_source source)
+{
+    mailsec_export_acc *a = g_new0(mailsec_export_acc, 1);
+    a->number = number;
+    a->source = source;
+    if (!open_accs)
+        open_accs = g_hash_table_new(g_direct_hash, g_direct_equal);
+    g_hash_table_add(open_accs, a);
+    return a;
+}
+
+static void acc_free(gpointer p)
+{
+    mailsec_export_acc *a = (mailsec_export_acc *)p;
+    g_free(a->data);
+    g_free(a);
 }
 
 static void drop(mailsec_export_acc **slot)
@@ -99,9 +119,37 @@ static void drop(mailsec_export_acc **slot)
     mailsec_export_acc *a = *slot;
     if (!a)
         return;
-    wmem_free(wmem_file_scope(), a->data);
-    wmem_free(wmem_file_scope(), a);
+    if (open_accs)
+        g_hash_table_remove(open_accs, a);
+    acc_free(a);
     *slot = NULL;
+}
+
+/* The bytes, out of the gathering: whoever takes them frees them. */
+static guint8 *take(mailsec_export_acc *a)
+{
+    guint8 *d = a->data;
+    a->data = NULL;
+    return d;
+}
+
+void mailsec_export_cleanup(void)
+{
+    if (!open_accs)
+        return;
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, open_accs);
+    while (g_hash_table_iter_next(&it, &key, NULL))
+        acc_free(key);
+    g_hash_table_destroy(open_accs);
+    open_accs = NULL;
+}
+
+static gboolean free_with_file(wmem_allocator_t *allocator _U_, wmem_cb_event_t event _U_, void *data)
+{
+    g_free(data);
+    return FALSE;
 }
 
 /* The payload goes to the listener; when none took it (a pass whose taps do
@@ -130,14 +178,15 @@ static char *safe_name(wmem_allocator_t *scope, const char *name, size_t len)
     return o ? out : wmem_strdup(scope, "unnamed");
 }
 
-static void queue(packet_info *pinfo, mailsec_conv *mc, char *filename, const mailsec_export_acc *a)
+/* Queues the gathered bytes; payload: a->data itself (taken) or a copy. */
+static void queue(packet_info *pinfo, mailsec_conv *mc, char *filename, mailsec_export_acc *a, bool copy)
 {
     mailsec_export_item *it = wmem_new0(pinfo->pool, mailsec_export_item);
     it->filename = filename;
     it->hostname = wmem_strdup_printf(pinfo->pool, "%s:%u", address_to_str(pinfo->pool, &mc->server_addr),
                                       mc->server_port);
-    it->payload = a->len ? (guint8 *)g_memdup2(a->data, a->len) : NULL;
     it->len = a->len;
+    it->payload = !a->len ? NULL : copy ? (guint8 *)g_memdup2(a->data, a->len) : take(a);
     wmem_register_callback(pinfo->pool, item_done, it);
     tap_queue_packet(eo_tap, pinfo, it);
 }
@@ -149,11 +198,8 @@ static void attachment_content(mailsec_export_ctx *ec, const ms_content *c)
     mailsec_export_acc **slot = &mc->export_att[c->dir & 1];
     if (*slot && ((*slot)->number != c->number || (*slot)->source != (ms_body_source)c->part))
         drop(slot); /* a part whose end never came */
-    if (!*slot) {
-        *slot = wmem_new0(wmem_file_scope(), mailsec_export_acc);
-        (*slot)->number = c->number;
-        (*slot)->source = (ms_body_source)c->part; /* here: the attachment's index */
-    }
+    if (!*slot)
+        *slot = acc_new(c->number, (ms_body_source)c->part); /* source: here, the attachment's index */
     if (c->event == MS_BODY_DATA) {
         append(*slot, c->data, c->len);
         return;
@@ -165,7 +211,7 @@ static void attachment_content(mailsec_export_ctx *ec, const ms_content *c)
                                         c->dir == MS_DIR_C2S ? "c2s" : "s2c", source_name(c->source), c->number,
                                         c->part, truncated ? "-truncated" : "",
                                         safe_name(pinfo->pool, c->name ? c->name : "", c->name ? c->name_len : 0));
-    queue(pinfo, mc, filename, *slot);
+    queue(pinfo, mc, filename, *slot, false);
     drop(slot);
 }
 
@@ -184,9 +230,7 @@ void mailsec_export_content(void *ctx, const ms_content *c)
         drop(slot);
         if (!ec->exporting && !is_pop3(c->source))
             return;
-        *slot = wmem_new0(wmem_file_scope(), mailsec_export_acc);
-        (*slot)->number = c->number;
-        (*slot)->source = c->source;
+        *slot = acc_new(c->number, c->source);
         return;
     case MS_BODY_DATA:
         if (*slot && (*slot)->number == c->number)
@@ -201,36 +245,30 @@ void mailsec_export_content(void *ctx, const ms_content *c)
     if (!a || a->number != c->number)
         return;
     packet_info *pinfo = ec->pinfo;
+    mailsec_fact *end = NULL;
     if (is_pop3(a->source) && mailsec_prefs.pop3_imf && imf_handle && a->len &&
         !proto_is_frame_protocol(pinfo->layers, "imf")) {
         /* kept with the message's end, for IMF on every pass (the POP3
          * dissector handed it over itself when this frame has imf already) */
         for (mailsec_fact *f = ec->facts ? *ec->facts : NULL; f; f = f->next)
-            if (f->kind == MS_FACT_MSG_END && f->core.msg_end.message == a->number) {
-                f->u.mail.bytes = (const guint8 *)wmem_memdup(wmem_file_scope(), a->data, a->len);
-                f->u.mail.len = (guint)a->len;
-            }
+            if (f->kind == MS_FACT_MSG_END && f->core.msg_end.message == a->number)
+                end = f;
     }
-    if (!ec->exporting) {
-        drop(slot);
-        return;
+    if (ec->exporting) {
+        gboolean truncated = a->cut || (c->flags & (MS_BODY_LOST | MS_BODY_UNFINISHED)) != 0;
+        /* stream, protocol, direction, source and order: which message it is */
+        char *filename = wmem_strdup_printf(pinfo->pool, "stream%u-%s-%s-%s-%u%s.eml", mc->stream,
+                                            proto_name((guint8)ms_session_proto(mc->core)),
+                                            c->dir == MS_DIR_C2S ? "c2s" : "s2c", source_name(a->source),
+                                            a->number, truncated ? "-truncated" : "");
+        queue(pinfo, mc, filename, a, end != NULL); /* IMF keeps the bytes too: the listener gets a copy */
     }
-    gboolean truncated = a->cut || (c->flags & (MS_BODY_LOST | MS_BODY_UNFINISHED)) != 0;
-    /* stream, protocol, direction, source and order: which message it is */
-    char *filename = wmem_strdup_printf(pinfo->pool, "stream%u-%s-%s-%s-%u%s.eml", mc->stream,
-                                        proto_name((guint8)ms_session_proto(mc->core)),
-                                        c->dir == MS_DIR_C2S ? "c2s" : "s2c", source_name(a->source), a->number,
-                                        truncated ? "-truncated" : "");
-    queue(pinfo, mc, filename, a);
+    if (end) {
+        end->u.mail.len = (guint)a->len;
+        end->u.mail.bytes = take(a);
+        wmem_register_callback(wmem_file_scope(), free_with_file, (void *)end->u.mail.bytes);
+    }
     drop(slot);
-}
-
-void mailsec_export_drop(mailsec_conv *mc)
-{
-    drop(&mc->export_acc[0]);
-    drop(&mc->export_acc[1]);
-    drop(&mc->export_att[0]);
-    drop(&mc->export_att[1]);
 }
 
 static tap_packet_status export_packet(void *tapdata, packet_info *pinfo, epan_dissect_t *edt _U_,

@@ -120,6 +120,7 @@ void mailsec_session_cleanup(void)
     ms_registry_free(registry);
     registry = NULL;
     frame_records_free();
+    mailsec_export_cleanup(); /* messages the capture ended in the middle of */
 }
 
 static bool frame_is_from_server(const mailsec_conv *mc, const packet_info *pinfo)

@@ -400,7 +400,7 @@ typedef struct {
 void mailsec_export_register(int proto);
 bool mailsec_export_wanted(void);
 void mailsec_export_content(void *ctx, const ms_content *c);
-void mailsec_export_drop(mailsec_conv *mc);
+void mailsec_export_cleanup(void);
 /* POP3 gathers its messages for IMF even without an export listener. */
 bool mailsec_export_gathers(const mailsec_conv *mc);
 void mailsec_export_handoff(void);
