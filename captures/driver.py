@@ -472,6 +472,59 @@ RESEND_LETTER = Letter(
     text="The client sent MAIL FROM twice and RCPT TO the same recipient twice.\n")
 
 
+# smtp-bdat: RFC 3030 CHUNKING. BDAT has no dot-stuffing and no end-of-data
+# line: the bytes go as they are, a line of only "." included. Delivery-only
+# recipients, so the retrieval users' mailboxes stay as they were.
+BDAT_LETTERS = [
+    Letter("bdat-1", "Bob Builder <bob@mail.test>", "Info <info@mail.test>",
+           "Chunked delivery (BDAT, three chunks)", mailer=X_MAILER,
+           text="Hello,\n\nthis message went out in three BDAT chunks.\n"
+                ".this line starts with a dot (sent as is: BDAT does no dot-stuffing)\n"
+                ".\n"
+                "The line above is a single dot: inside BDAT it is text, not the end.\n\nBob\n"),
+    Letter("bdat-2", "Bob Builder <bob@mail.test>", "Sales <sales@mail.test>",
+           "Chunked delivery (BDAT, one LAST chunk)", mailer=X_MAILER,
+           text="Hello,\n\nthis message went out as a single BDAT ... LAST chunk.\n\nBob\n"),
+]
+
+
+def bdat_chunks(data, parts):
+    """data cut into parts chunks: the first ends on the CR of the CR LF before
+    the first line that starts with a dot (its LF opens the next chunk), the
+    rest of equal size."""
+    if parts == 1:
+        return [data]
+    cut = data.index(b"\r\n.") + 1
+    rest = data[cut:]
+    n = parts - 1
+    step = -(-len(rest) // n)
+    return [data[:cut]] + [rest[i:i + step] for i in range(0, len(rest), step)]
+
+
+def utf8_letter(key, header_from, to, subject, text):
+    """A message in raw UTF-8 (RFC 6531/6532): Subject and body unencoded,
+    Content-Transfer-Encoding 8bit, for MAIL FROM ... BODY=8BITMIME SMTPUTF8."""
+    message_id = email.utils.make_msgid(idstring=key, domain=CLIENT_NAME)
+    headers = [("From", header_from), ("To", to), ("Subject", subject),
+               ("Date", email.utils.formatdate()), ("Message-ID", message_id),
+               ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=utf-8"),
+               ("Content-Transfer-Encoding", "8bit")]
+    data = render_part(headers, text.replace("\n", "\r\n").encode("utf-8"))
+    record = {"header_from": header_from, "subject": subject, "message_id": message_id,
+              "headers": [[n, v] for n, v in headers], "urls": [], "attachments": []}
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    check(str(msg["Subject"]) == subject, f"{key}: subject reads back as {msg['Subject']}")
+    return data, record
+
+
+UTF8_SUBJECT = "Grüße aus Köln – Καλημέρα κόσμε"
+UTF8_TEXT = ("Hallo Team,\n\n"
+             "Größenänderung der Übersicht: bitte prüfen, ob die Maße stimmen.\n"
+             "Ελληνικά: Γειά σου κόσμε, η συνάντηση είναι την Τρίτη.\n"
+             ".Zeile mit Punkt am Anfang (dot-stuffed on the wire)\n"
+             "\nGrüße, Bob\n")
+
+
 def massmail_letter(n, total):
     return Letter(f"massmail-{n}", "Bob <bob@mail.test>", "undisclosed-recipients:;",
                   f"Newsletter {n}/{total}", mailer="MassMailer 2.1",
@@ -698,6 +751,17 @@ SCENARIOS = [
     scenario("smtp-resend", "smtp", 25,
              smtp_session(("MAIL", "bob@mail.test"), ("MAIL", "bob@mail.test", 503),
                           ("RCPT", TEAM), ("RCPT", TEAM), ("DATA", RESEND_LETTER))),
+
+    # RFC 3030 CHUNKING: one message in three BDAT chunks, one in a single LAST chunk.
+    scenario("smtp-bdat", "smtp", 25,
+             smtp_session(("MAIL", "bob@mail.test"), ("RCPT", "info@mail.test"),
+                          ("BDAT", BDAT_LETTERS[0], 3),
+                          ("MAIL", "bob@mail.test"), ("RCPT", "sales@mail.test"),
+                          ("BDAT", BDAT_LETTERS[1], 1))),
+    # RFC 6152 8BITMIME + RFC 6531 SMTPUTF8: raw UTF-8 Subject and body, smtplib's sendmail.
+    scenario("smtp-8bitmime", "smtp", 25,
+             smtp_session(("SENDMAIL", "bob@mail.test", ["info@mail.test"],
+                           ["BODY=8BITMIME", "SMTPUTF8"]))),
 
     # --- SMTP smuggling: one session per end-of-data look-alike ---------------
     # The SMUGGLE step sends DATA, the content, the real end and QUIT itself.
@@ -1863,6 +1927,57 @@ class SmtpClient(Client):
                  "queue_id": queued.group(1) if queued else None}
         self.s.messages.append(entry)
         SENT[record["message_id"]] = {"scenario": self.name, "data": data}
+
+    def do_BDAT(self, letter, parts):
+        """RFC 3030: the message in parts BDAT chunks on smtplib's socket
+        (smtplib has no BDAT), each "BDAT <n>" line and its n bytes in one
+        write, the last "BDAT <n> LAST"; every reply recorded."""
+        c = self.conn
+        env = self.envelope
+        check("chunking" in c.esmtp_features, f"{self.name}: CHUNKING not offered")
+        data, record = letter.build()
+        chunks = bdat_chunks(data, parts)
+        check(b"".join(chunks) == data and len(chunks) == parts, f"{self.name}: bad chunks")
+        replies = []
+        for i, chunk in enumerate(chunks):
+            line = f"BDAT {len(chunk)}" + (" LAST" if i == len(chunks) - 1 else "")
+            self.s.sent("BDAT", line)
+            c.send(line.encode("ascii") + b"\r\n" + chunk)
+            code, msg = c.getreply()
+            replies.append({"code": str(code), "text": msg.decode(errors="replace")})
+            check(code == 250, f"{self.name}: {line} answered {code}")
+        self.record_message(env, record, data, code, msg)
+        self.s.messages[-1].update({
+            "dot_stuffed_lines": 0,   # BDAT: no dot-stuffing at all
+            "transfer": "BDAT",
+            "chunks": [len(ch) for ch in chunks],
+            "chunk_replies": replies,
+        })
+        self.envelope = None
+
+    def do_SENDMAIL(self, sender, recipients, mail_options):
+        """smtplib's sendmail with ESMTP MAIL parameters (it adds SIZE=n itself)
+        and a raw UTF-8 message as bytes (smtplib dot-stuffs it and ends it)."""
+        c = self.conn
+        for kw in ("8bitmime", "smtputf8"):
+            check(kw in c.esmtp_features, f"{self.name}: {kw.upper()} not offered")
+        data, record = utf8_letter("8bitmime", f"Bob Builder <{sender}>",
+                                   ", ".join(f"<{r}>" for r in recipients), UTF8_SUBJECT, UTF8_TEXT)
+        first = len(self.s.exchanges)
+        refused = c.sendmail(sender, recipients, data, mail_options=mail_options)
+        check(not refused, f"{self.name}: recipients refused: {refused}")
+        mail_line = self.s.exchanges[first]["command"]
+        check(mail_line.upper().startswith("MAIL FROM:"), f"{self.name}: {mail_line}")
+        data_ex = self.s.exchanges[-1]
+        check(data_ex["command"].upper() == "DATA" and [r["code"] for r in data_ex["replies"]] == ["354", "250"],
+              f"{self.name}: DATA exchange {data_ex}")
+        # What smtplib put between the 354 and the final "." (before its dot-stuffing).
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        env = {"mail_from": sender, "rcpt_to": list(recipients)}
+        self.record_message(env, record, data, 250, data_ex["replies"][-1]["text"].encode())
+        self.s.messages[-1].update({"mail_parameters": mail_line.split(">", 1)[1].split(),
+                                    "transfer": "DATA"})
 
     def do_SMUGGLE(self, n, seq):
         """DATA whose content holds the end-of-data look-alike seq, then a
