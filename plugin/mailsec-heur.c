@@ -33,10 +33,7 @@ bool mailsec_recognise_payload(mailsec_claim *mc, packet_info *pinfo, tvbuff_t *
         return false;
     gint n = MIN(avail, MAILSEC_HEUR_LINE_MAX);
     const guint8 *p = tvb_get_ptr(tvb, offset, n);
-    const guint8 *lf = (const guint8 *)memchr(p, '\n', (size_t)n);
-    size_t len = lf ? (size_t)(lf - p) : (size_t)n;
-    if (len > 0 && p[len - 1] == '\r')
-        len--;
+    size_t len = ms_first_line_len(p, (size_t)n);
     ms_guess server = ms_detect_server_line(p, len);
     ms_guess client = ms_detect_client_line(p, len);
     if (mc->weak_payloads) {
@@ -104,12 +101,7 @@ static gboolean dissect_mailsec_heur(tvbuff_t *tvb, packet_info *pinfo, proto_tr
     else
         memset(&claim, 0, sizeof claim);
     if (!mailsec_recognise_payload(&claim, pinfo, tvb, 0)) {
-        if (claim.given_up && !mc)
-            conversation_add_proto_data(conv, proto_mailsec, &mailsec_conv_not_mail);
-        else if (mc)
-            mc->claim = claim;
-        else if (claim.weak_payloads && !PINFO_FD_VISITED(pinfo))
-            (void)mailsec_conv_create(conv, &claim); /* remember what it waits for */
+        mailsec_conv_unclaimed(conv, mc, &claim, pinfo);
         return FALSE;
     }
     dissector_handle_t builtin = mailsec_builtin_handle(claim.claimed);

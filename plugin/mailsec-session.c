@@ -37,6 +37,27 @@ mailsec_conv *mailsec_conv_create(conversation_t *conv, const mailsec_claim *cla
     return mc;
 }
 
+void mailsec_conv_unclaimed(conversation_t *conv, mailsec_conv *mc, const mailsec_claim *claim, packet_info *pinfo)
+{
+    if (claim->given_up) {
+        /* a no is final: the shared marker, and the allocation that only
+         * waited for the other side's first line goes */
+        if (mc && (mc->core || mc->closed)) {
+            mc->claim = *claim;
+            return;
+        }
+        if (mc) {
+            conversation_delete_proto_data(conv, proto_mailsec);
+            wmem_free(wmem_file_scope(), mc);
+        }
+        conversation_add_proto_data(conv, proto_mailsec, &mailsec_conv_not_mail);
+    } else if (mc) {
+        mc->claim = *claim;
+    } else if (claim->weak_payloads && !PINFO_FD_VISITED(pinfo)) {
+        (void)mailsec_conv_create(conv, claim); /* remember what it waits for */
+    }
+}
+
 /* The core allocates from file scope, so everything goes when the file closes. */
 static void *file_realloc(void *ctx _U_, void *p, size_t n)
 {
@@ -206,10 +227,7 @@ static bool server_is_source(packet_info *pinfo, const mailsec_tcp *t)
     }
     if (t->captured > 0) {
         const guint8 *p = tvb_get_ptr(t->tvb, t->offset, t->captured);
-        const guint8 *lf = (const guint8 *)memchr(p, '\n', (size_t)t->captured);
-        size_t len = lf ? (size_t)(lf - p) : (size_t)t->captured;
-        if (len > 0 && p[len - 1] == '\r')
-            len--;
+        size_t len = ms_first_line_len(p, (size_t)t->captured);
         if (ms_detect_server_line(p, len).strong)
             return true;
         if (ms_detect_client_line(p, len).strong)
@@ -375,13 +393,7 @@ static mailsec_conv *session_of(packet_info *pinfo, conversation_t *conv, const 
         else
             memset(&claim, 0, sizeof claim);
         if (!mailsec_recognise_payload(&claim, pinfo, t->tvb, t->offset)) {
-            /* a no is final (mailsec-heur.c), and the ports are not mail */
-            if (claim.given_up && !mc)
-                conversation_add_proto_data(conv, proto_mailsec, &mailsec_conv_not_mail);
-            else if (mc)
-                mc->claim = claim;
-            else if (claim.weak_payloads)
-                (void)mailsec_conv_create(conv, &claim);
+            mailsec_conv_unclaimed(conv, mc, &claim, pinfo); /* the ports are not mail either */
             return NULL;
         }
         if (mc)

@@ -113,6 +113,9 @@ typedef struct {
 extern mailsec_conv mailsec_conv_not_mail;
 
 mailsec_conv *mailsec_conv_lookup(conversation_t *conv);
+/* Recognition said no (final: the shared marker) or not yet (a greeting that
+ * waits for the client's first line is remembered). */
+void mailsec_conv_unclaimed(conversation_t *conv, mailsec_conv *mc, const mailsec_claim *claim, packet_info *pinfo);
 mailsec_conv *mailsec_conv_create(conversation_t *conv, const mailsec_claim *claim);
 
 /* Examine the first payload of a conversation nobody has claimed; true when

@@ -35,6 +35,15 @@ size_t ms_token_len(const uint8_t *p, size_t len)
     return i;
 }
 
+size_t ms_first_line_len(const uint8_t *p, size_t n)
+{
+    const uint8_t *lf = memchr(p, '\n', n);
+    size_t len = lf ? (size_t)(lf - p) : n;
+    if (len > 0 && p[len - 1] == '\r')
+        len--;
+    return len;
+}
+
 static bool is_digit(uint8_t c)
 {
     return c >= '0' && c <= '9';

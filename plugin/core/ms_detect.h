@@ -15,6 +15,10 @@ typedef struct {
     bool strong; /* unambiguous: enough to claim a session on an unknown port */
 } ms_guess;
 
+/* Length of the first line of p, without its LF or CR LF (all of p when it
+ * has no LF). */
+size_t ms_first_line_len(const uint8_t *p, size_t n);
+
 /* The first line a server sends (its greeting), without the line end. */
 ms_guess ms_detect_server_line(const uint8_t *line, size_t len);
 

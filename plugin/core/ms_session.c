@@ -851,10 +851,7 @@ static bool tls_start(const uint8_t *p, size_t n)
 /* The first line of p is a mail greeting, reply or command of any protocol. */
 static bool mail_line(const uint8_t *p, size_t n)
 {
-    const uint8_t *lf = memchr(p, '\n', n);
-    size_t len = lf ? (size_t)(lf - p) : n;
-    if (len > 0 && p[len - 1] == '\r')
-        len--;
+    size_t len = ms_first_line_len(p, n);
     return ms_detect_server_line(p, len).proto != MS_PROTO_UNKNOWN ||
            ms_detect_client_line(p, len).proto != MS_PROTO_UNKNOWN;
 }

@@ -172,9 +172,20 @@ static void test_helpers(void **state)
     assert_false(ms_token_is((const uint8_t *)"stl", 3, "STLS"));
 }
 
+static void test_first_line_len(void **state)
+{
+    (void)state;
+    assert_int_equal(ms_first_line_len((const uint8_t *)"220 mx\r\nnext", 12), 6);
+    assert_int_equal(ms_first_line_len((const uint8_t *)"+OK\nx", 5), 3);
+    assert_int_equal(ms_first_line_len((const uint8_t *)"no end", 6), 6);
+    assert_int_equal(ms_first_line_len((const uint8_t *)"\r\n", 2), 0);
+    assert_int_equal(ms_first_line_len((const uint8_t *)"x", 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_first_line_len),
         cmocka_unit_test(test_server_greetings),
         cmocka_unit_test(test_ftp_greetings_not_strong),
         cmocka_unit_test(test_http_unknown),
