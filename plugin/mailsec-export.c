@@ -133,6 +133,14 @@ static guint8 *take(mailsec_export_acc *a)
     return d;
 }
 
+void mailsec_export_drop(mailsec_export_acc **acc, mailsec_export_acc **att)
+{
+    for (int d = 0; d < 2; d++) {
+        drop(&acc[d]);
+        drop(&att[d]);
+    }
+}
+
 void mailsec_export_cleanup(void)
 {
     if (!open_accs)
@@ -195,7 +203,7 @@ static void queue(packet_info *pinfo, mailsec_conv *mc, char *filename, mailsec_
 static void attachment_content(mailsec_export_ctx *ec, const ms_content *c)
 {
     mailsec_conv *mc = ec->mc;
-    mailsec_export_acc **slot = &mc->export_att[c->dir & 1];
+    mailsec_export_acc **slot = &ec->att[c->dir & 1];
     if (*slot && ((*slot)->number != c->number || (*slot)->source != (ms_body_source)c->part))
         drop(slot); /* a part whose end never came */
     if (!*slot)
@@ -207,7 +215,7 @@ static void attachment_content(mailsec_export_ctx *ec, const ms_content *c)
     packet_info *pinfo = ec->pinfo;
     gboolean truncated = (*slot)->cut || (c->flags & MS_BODY_LOST) != 0;
     char *filename = wmem_strdup_printf(pinfo->pool, "stream%u-%s-%s-%s-%u-att%u%s-%s", mc->stream,
-                                        proto_name((guint8)ms_session_proto(mc->core)),
+                                        proto_name((guint8)ms_session_proto(ec->core)),
                                         c->dir == MS_DIR_C2S ? "c2s" : "s2c", source_name(c->source), c->number,
                                         c->part, truncated ? "-truncated" : "",
                                         safe_name(pinfo->pool, c->name ? c->name : "", c->name ? c->name_len : 0));
@@ -224,7 +232,7 @@ void mailsec_export_content(void *ctx, const ms_content *c)
             attachment_content(ec, c);
         return;
     }
-    mailsec_export_acc **slot = &mc->export_acc[c->dir & 1];
+    mailsec_export_acc **slot = &ec->acc[c->dir & 1];
     switch (c->event) {
     case MS_BODY_BEGIN:
         drop(slot);
@@ -258,7 +266,7 @@ void mailsec_export_content(void *ctx, const ms_content *c)
         gboolean truncated = a->cut || (c->flags & (MS_BODY_LOST | MS_BODY_UNFINISHED)) != 0;
         /* stream, protocol, direction, source and order: which message it is */
         char *filename = wmem_strdup_printf(pinfo->pool, "stream%u-%s-%s-%s-%u%s.eml", mc->stream,
-                                            proto_name((guint8)ms_session_proto(mc->core)),
+                                            proto_name((guint8)ms_session_proto(ec->core)),
                                             c->dir == MS_DIR_C2S ? "c2s" : "s2c", source_name(a->source),
                                             a->number, truncated ? "-truncated" : "");
         queue(pinfo, mc, filename, a, end != NULL); /* IMF keeps the bytes too: the listener gets a copy */

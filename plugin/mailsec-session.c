@@ -211,6 +211,41 @@ static void feed_segment(void *ctx, const guint8 *p, size_t n, guint64 lost)
     ms_session_segment(sf->core, sf->dir, p, n, lost, sf->feed);
 }
 
+/* One frame's bytes to a parser: its TCP segment in stream order (what it
+ * acknowledges first, for the other direction's holes), then the records TLS
+ * decrypted of it. kc, when given, notes where facts lie in the frame.
+ * Returns how many TLS records were fed. */
+static guint feed_frame(ms_session *core, ms_seq seq[2], mailsec_tls_pos *pos, packet_info *pinfo,
+                        const mailsec_tcp *t, ms_dir dir, const ms_feed_ctx *feed, mailsec_keep_ctx *kc)
+{
+    const guint8 *bytes = t->captured > 0 ? tvb_get_ptr(t->tvb, t->offset, t->captured) : NULL;
+    stream_feed sf[2] = { { core, MS_DIR_C2S, feed, kc, NULL, 0, 0 }, { core, MS_DIR_S2C, feed, kc, NULL, 0, 0 } };
+    if (kc) {
+        sf[dir].frame_bytes = bytes;
+        sf[dir].frame_len = t->captured;
+        sf[dir].frame_offset = t->offset;
+    }
+    ms_dir peer = dir == MS_DIR_C2S ? MS_DIR_S2C : MS_DIR_C2S;
+    /* What this frame acknowledges tells whether a hole in the other
+     * direction will ever fill: bytes the peer received and the capture
+     * lacks are lost. */
+    if (t->ack)
+        ms_seq_ack(&seq[peer], t->ack_raw, feed_segment, &sf[peer]);
+    if (t->syn)
+        ms_seq_syn(&seq[dir], t->seq);
+    else if (t->len > 0)
+        ms_seq_segment(&seq[dir], t->seq, bytes, (size_t)t->captured, t->len, feed_segment, &sf[dir]);
+    if (t->rst) {
+        ms_seq_flush(&seq[MS_DIR_C2S], feed_segment, &sf[MS_DIR_C2S]);
+        ms_seq_flush(&seq[MS_DIR_S2C], feed_segment, &sf[MS_DIR_S2C]);
+    }
+    if (ms_session_not_mail(core) || !ms_session_tls(core))
+        return 0;
+    record_feed rf = { core, dir, feed, 0 };
+    mailsec_tls_feed_records(pinfo, pos, dir, feed_record, &rf);
+    return rf.count;
+}
+
 /* Which side is the server of a session taken up in the middle (Decode As,
  * a built-in's own port): the SYN says it; else the port the built-in
  * dissector was found by (pinfo->match_uint); else the content of the
@@ -310,6 +345,12 @@ static bool adopt(mailsec_conv *mc, conversation_t *conv, packet_info *pinfo, ms
         mc->server_port = pinfo->destport;
     }
     mc->stream = cfg.session_id;
+    /* kept for a later pass that reads the session again (export); the
+     * registry's counts are the first pass's alone */
+    ms_session_config *keep = (ms_session_config *)wmem_memdup(wmem_file_scope(), &cfg, sizeof cfg);
+    keep->registry = NULL;
+    mc->cfg = keep;
+    mc->first_frame = pinfo->num;
     return true;
 }
 
@@ -445,47 +486,25 @@ static mailsec_frame *analyse_frame(packet_info *pinfo)
     sc.kc.pinfo = pinfo;
     sc.tail = &fr->facts;
     bool exporting = mailsec_export_wanted();
-    mailsec_export_ctx ec = { mc, pinfo, &fr->facts, exporting };
+    mailsec_export_ctx ec = { mc, pinfo, &fr->facts, exporting, mc->core, mc->export_acc, mc->export_att };
     bool gather = exporting || mailsec_export_gathers(mc);
     ms_feed_ctx feed = { pinfo->num, { (int64_t)pinfo->abs_ts.secs, (int32_t)pinfo->abs_ts.nsecs },
                          store_fact, &sc, NULL, NULL, gather ? mailsec_export_content : NULL,
                          gather ? &ec : NULL };
 
-    const guint8 *bytes = t.captured > 0 ? tvb_get_ptr(t.tvb, t.offset, t.captured) : NULL;
-    stream_feed sf[2] = { { mc->core, MS_DIR_C2S, &feed, &sc.kc, NULL, 0, 0 },
-                          { mc->core, MS_DIR_S2C, &feed, &sc.kc, NULL, 0, 0 } };
-    sf[dir].frame_bytes = bytes;
-    sf[dir].frame_len = t.captured;
-    sf[dir].frame_offset = t.offset;
-    ms_dir peer = dir == MS_DIR_C2S ? MS_DIR_S2C : MS_DIR_C2S;
+    /* bytes the stream already had: a TCP retransmission, analysed once */
+    fr->retransmission = !t.syn && t.len > 0 && mc->seq[dir].init &&
+                         (gint32)(t.seq + t.len - mc->seq[dir].next) <= 0;
     guint32 rst_next = mc->seq[dir].next;
-    /* What this frame acknowledges tells whether a hole in the other
-     * direction will ever fill: bytes the peer received and the capture
-     * lacks are lost. */
-    if (t.ack)
-        ms_seq_ack(&mc->seq[peer], t.ack_raw, feed_segment, &sf[peer]);
-    if (t.syn) {
-        ms_seq_syn(&mc->seq[dir], t.seq);
-    } else if (t.len > 0) {
-        /* bytes the stream already had: a TCP retransmission, analysed once */
-        fr->retransmission = mc->seq[dir].init && (gint32)(t.seq + t.len - mc->seq[dir].next) <= 0;
-        ms_seq_segment(&mc->seq[dir], t.seq, bytes, (size_t)t.captured, t.len, feed_segment, &sf[dir]);
-    }
-    if (t.rst) {
-        ms_seq_flush(&mc->seq[MS_DIR_C2S], feed_segment, &sf[MS_DIR_C2S]);
-        ms_seq_flush(&mc->seq[MS_DIR_S2C], feed_segment, &sf[MS_DIR_S2C]);
-    }
+    guint records = feed_frame(mc->core, mc->seq, &mc->tls_pos, pinfo, &t, dir, &feed, &sc.kc);
     if (ms_session_not_mail(mc->core)) {
         /* a TLS port's first payload was neither TLS nor mail: from here on
          * mailsec says nothing of this conversation */
         mc->not_mail = true;
         return NULL;
     }
-    if (ms_session_tls(mc->core)) {
-        record_feed rf = { mc->core, dir, &feed, 0 };
-        mailsec_tls_feed_records(pinfo, mc, dir, feed_record, &rf);
-        fr->decrypted = rf.count > 0;
-    }
+    fr->decrypted = records > 0;
+    mc->last_frame = pinfo->num;
 
     fr->proto = (guint8)ms_session_proto(mc->core);
     fr->detected_by = (guint8)ms_session_detect(mc->core);
@@ -507,6 +526,81 @@ static mailsec_frame *analyse_frame(packet_info *pinfo)
     if (!t.syn)
         maybe_release(mc, dir, &t, rst_next, &feed);
     return keep_record(mc, pinfo, fr);
+}
+
+/* ---- a later pass, for export ----------------------------------------------- */
+
+/* The first pass keeps no message bytes unless an export listener was there
+ * (tshark in one pass). A listener that comes later (the GUI's Export
+ * Objects, tshark -2) gets them here: the session is read again by a parser
+ * of its own, from the same frames in the same order, facts dropped, only
+ * the message content kept. The pass must start at the session's first
+ * frame; a frame seen again means a new pass. On the last frame the first
+ * pass read, what is still open ends: a message the capture cut off is
+ * exported as what was seen, flagged truncated. */
+typedef struct mailsec_replay {
+    ms_session *core;
+    ms_seq seq[2];
+    mailsec_tls_pos tls_pos;
+    guint32 last;  /* the last frame read */
+    struct mailsec_export_acc *acc[2], *att[2];
+} mailsec_replay;
+
+static void replay_free(mailsec_conv *mc)
+{
+    mailsec_replay *r = mc->replay;
+    if (!r)
+        return;
+    mailsec_export_drop(r->acc, r->att);
+    ms_seq_free(&r->seq[MS_DIR_C2S]);
+    ms_seq_free(&r->seq[MS_DIR_S2C]);
+    ms_session_free(r->core);
+    wmem_free(wmem_file_scope(), r);
+    mc->replay = NULL;
+}
+
+void mailsec_session_replay(packet_info *pinfo)
+{
+    mailsec_tcp t;
+    if (!mailsec_read_tcp(pinfo, &t))
+        return;
+    conversation_t *conv = mailsec_frame_conversation(pinfo, t.syn);
+    mailsec_conv *mc = conv ? mailsec_conv_lookup(conv) : NULL;
+    if (!mc || mc == &mailsec_conv_not_mail || !mc->cfg || pinfo->num < mc->first_frame ||
+        pinfo->num > mc->last_frame || !frame_record(pinfo->num))
+        return;
+    mailsec_replay *r = mc->replay;
+    if (r && pinfo->num <= r->last)
+        replay_free(mc); /* a new pass */
+    r = mc->replay;
+    if (!r) {
+        if (pinfo->num != mc->first_frame)
+            return; /* a pass (or a single frame) that missed the session's start */
+        r = wmem_new0(wmem_file_scope(), mailsec_replay);
+        r->core = ms_session_new(&file_allocator, mc->cfg);
+        if (!r->core) {
+            wmem_free(wmem_file_scope(), r);
+            return;
+        }
+        ms_seq_init(&r->seq[MS_DIR_C2S], &file_allocator);
+        ms_seq_init(&r->seq[MS_DIR_S2C], &file_allocator);
+        mc->replay = r;
+    }
+    mailsec_export_ctx ec = { mc, pinfo, NULL, true, r->core, r->acc, r->att };
+    ms_feed_ctx feed = { pinfo->num, { (int64_t)pinfo->abs_ts.secs, (int32_t)pinfo->abs_ts.nsecs },
+                         NULL, NULL, NULL, NULL, mailsec_export_content, &ec };
+    (void)feed_frame(r->core, r->seq, &r->tls_pos, pinfo, &t, frame_dir(mc, pinfo), &feed, NULL);
+    r->last = pinfo->num;
+    if (pinfo->num == mc->last_frame) {
+        /* the session closed here, or the capture ended: what waits for a
+         * hole is what was seen, and what is open ends unfinished */
+        stream_feed sf[2] = { { r->core, MS_DIR_C2S, &feed, NULL, NULL, 0, 0 },
+                              { r->core, MS_DIR_S2C, &feed, NULL, NULL, 0, 0 } };
+        ms_seq_flush(&r->seq[MS_DIR_C2S], feed_segment, &sf[MS_DIR_C2S]);
+        ms_seq_flush(&r->seq[MS_DIR_S2C], feed_segment, &sf[MS_DIR_S2C]);
+        ms_session_finish(r->core, &feed);
+        replay_free(mc);
+    }
 }
 
 mailsec_frame *mailsec_session_frame(packet_info *pinfo)

@@ -20,7 +20,7 @@ static int proto_tls = -1;
  * looked at. */
 #define MAILSEC_MAX_LAYER 64
 
-guint mailsec_tls_feed_records(packet_info *pinfo, mailsec_conv *mc, ms_dir dir,
+guint mailsec_tls_feed_records(packet_info *pinfo, mailsec_tls_pos *pos, ms_dir dir,
                                mailsec_record_cb cb, void *ctx)
 {
     if (proto_tls <= 0)
@@ -39,17 +39,17 @@ guint mailsec_tls_feed_records(packet_info *pinfo, mailsec_conv *mc, ms_dir dir,
             if (rec->type != SSL_ID_APP_DATA || rec->data_len == 0)
                 continue;
             guint skip = 0;
-            if (rec->flow && rec->flow == mc->tls_flow[dir]) {
+            if (rec->flow && rec->flow == pos->flow[dir]) {
                 /* the same flow: drop what was already fed */
                 guint32 end = rec->seq + rec->data_len;
-                if ((gint32)(end - mc->tls_next[dir]) <= 0)
+                if ((gint32)(end - pos->next[dir]) <= 0)
                     continue;
-                if ((gint32)(mc->tls_next[dir] - rec->seq) > 0)
-                    skip = mc->tls_next[dir] - rec->seq;
+                if ((gint32)(pos->next[dir] - rec->seq) > 0)
+                    skip = pos->next[dir] - rec->seq;
             }
             if (rec->flow) {
-                mc->tls_flow[dir] = rec->flow;
-                mc->tls_next[dir] = rec->seq + rec->data_len;
+                pos->flow[dir] = rec->flow;
+                pos->next[dir] = rec->seq + rec->data_len;
             }
             cb(ctx, rec->plain_data + skip, rec->data_len - skip);
             fed++;

@@ -73,6 +73,12 @@ typedef struct {
     guint32 weak_port;     /* the port they came from */
 } mailsec_claim;
 
+/* TLS application data already fed to a parser (mailsec-tls.c). */
+typedef struct {
+    const void *flow[2];  /* per direction: the TLS flow last read from */
+    guint32 next[2];      /* and the offset in it up to which records were fed */
+} mailsec_tls_pos;
+
 /* Per TCP conversation, file scope. core is NULL until the conversation is
  * known to be mail; until then the other fields remember what was examined. */
 typedef struct {
@@ -86,9 +92,11 @@ typedef struct {
     bool not_mail;              /* a TLS port's first payload was neither TLS nor mail */
     struct mailsec_export_acc *export_acc[2]; /* messages being gathered for export, per direction */
     struct mailsec_export_acc *export_att[2]; /* the attachment being gathered, per direction */
-    /* TLS application data already fed, per direction */
-    const void *tls_flow[2];
-    guint32 tls_next[2];
+    /* what a later pass needs to read the session again for export */
+    const ms_session_config *cfg; /* as the first pass started the parser (no registry) */
+    guint32 first_frame, last_frame; /* the first and last frames the parser read */
+    struct mailsec_replay *replay;   /* the reading under way in a later pass */
+    mailsec_tls_pos tls_pos; /* TLS application data already fed */
     /* logins */
     struct mailsec_attempt *last_attempt;
     const char *auth_user;  /* file-scope copy of the core's, for rendering */
@@ -157,6 +165,9 @@ void mailsec_session_init(void);
 void mailsec_session_cleanup(void);
 /* The stored record of a frame, analysing it on the first pass. */
 struct mailsec_frame_s *mailsec_session_frame(packet_info *pinfo);
+/* A later pass with an export listener: the session read again, its
+ * messages to the export tap (the first pass kept no bytes). */
+void mailsec_session_replay(packet_info *pinfo);
 
 /* mailsec-heur.c */
 void mailsec_heur_register(void);
@@ -165,7 +176,7 @@ void mailsec_heur_handoff(void);
 /* mailsec-tls.c: calls cb for each decrypted application-data record of this
  * frame that the conversation has not been fed yet; returns how many. */
 typedef void (*mailsec_record_cb)(void *ctx, const guint8 *data, guint len);
-guint mailsec_tls_feed_records(packet_info *pinfo, mailsec_conv *mc, ms_dir dir,
+guint mailsec_tls_feed_records(packet_info *pinfo, mailsec_tls_pos *pos, ms_dir dir,
                                mailsec_record_cb cb, void *ctx);
 void mailsec_tls_handoff(void);
 
@@ -364,6 +375,8 @@ const char *mailsec_org_domain(wmem_allocator_t *pool, const char *addr);
 /* Is this file name one the preference's list calls dangerous? why gets the reason. */
 bool mailsec_dangerous_name(const char *name, const char **why);
 const char *mailsec_body_source_name(unsigned source);
+const char *mailsec_probe_verdict_name(ms_probe_verdict v);
+const char *mailsec_probe_command_name(ms_probe_cmd c);
 
 /* ---- mailsec-render.c ---- */
 
@@ -392,6 +405,12 @@ void mailsec_alerts_init(void);
 bool mailsec_alerts_listening(void);
 /* Raises the frame's alerts under tree (the mailsec subtree). */
 void mailsec_alerts_add(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, const mailsec_frame *fr);
+/* The alerts the frame raises, without a tree: name and severity of each. */
+typedef void (*mailsec_alert_cb)(void *ctx, const char *abbrev, const char *severity);
+void mailsec_alerts_each(const mailsec_frame *fr, mailsec_alert_cb cb, void *ctx);
+
+/* mailsec-stats.c: Statistics → Mail Forensics, tshark -z mailsec,tree */
+void mailsec_stats_register(void);
 
 /* mailsec-export.c: messages as export objects (File → Export Objects, --export-objects mailsec) */
 typedef struct {
@@ -399,11 +418,16 @@ typedef struct {
     packet_info *pinfo;
     struct mailsec_fact **facts; /* the frame's kept facts: a POP3 message goes onto its end */
     bool exporting;              /* an export listener is registered */
+    ms_session *core;            /* the parser that reads */
+    struct mailsec_export_acc **acc; /* its gatherings: messages and attachments, per direction */
+    struct mailsec_export_acc **att;
 } mailsec_export_ctx;
 void mailsec_export_register(int proto);
 bool mailsec_export_wanted(void);
 void mailsec_export_content(void *ctx, const ms_content *c);
 void mailsec_export_cleanup(void);
+/* Frees the gatherings of one parser (acc[2], att[2]). */
+void mailsec_export_drop(struct mailsec_export_acc **acc, struct mailsec_export_acc **att);
 /* POP3 gathers its messages for IMF even without an export listener. */
 bool mailsec_export_gathers(const mailsec_conv *mc);
 void mailsec_export_handoff(void);

@@ -74,6 +74,8 @@ static int dissect_mailsec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     if (!fr)
         return 0;
     mailsec_tap_frame(pinfo, fr);
+    if (PINFO_FD_VISITED(pinfo) && mailsec_export_wanted())
+        mailsec_session_replay(pinfo);
     mailsec_export_imf(tvb, pinfo, tree, fr);
     if (mailsec_render_wanted(tree))
         mailsec_render(tvb, pinfo, tree, fr);

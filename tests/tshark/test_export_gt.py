@@ -14,6 +14,7 @@ import os
 import pathlib
 import re
 import shutil
+import subprocess
 import tempfile
 
 import pytest
@@ -74,12 +75,15 @@ def sent(session):
     return want
 
 
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one-pass", "two-pass"])
 @pytest.mark.parametrize("case", CASES)
-def test_exported_messages_match_the_ground_truth(tshark, case):
+def test_exported_messages_match_the_ground_truth(tshark, case, two_pass):
+    """In one pass, and in two (tshark -2; the GUI's Export Objects dialog
+    likewise lists what a later pass over the capture queues)."""
     cap, keys, truth = case
     if truth["transport"] != "cleartext" and not keys:
         pytest.skip("TLS without keys")
-    got = parsed(export(tshark, cap, keys))
+    got = parsed(export(tshark, cap, keys, ["-2"] if two_pass else []))
     assert got, "nothing exported"
     for s in truth["sessions"]:
         stream = s["tcp_stream"]
@@ -154,16 +158,56 @@ def test_limit_cuts_and_names_truncated(tshark):
     assert all(cut and data == b"" for _, _, cut, data in files)
 
 
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one-pass", "two-pass"])
 @pytest.mark.parametrize("case", CASES)
-def test_export_under_sanitizers(tshark_sanitized, case):
+def test_export_under_sanitizers(tshark_sanitized, case, two_pass):
     """The same export with the plugin built with AddressSanitizer and UBSan:
     no report (exit codes 86 and 87), and the same files."""
     cap, keys, truth = case
     if truth["transport"] != "cleartext" and not keys:
         pytest.skip("TLS without keys")
-    files = export(tshark_sanitized, cap, keys)
+    files = export(tshark_sanitized, cap, keys, ["-2"] if two_pass else [])
     assert files
     assert all(NAME.match(n) or ATTACHMENT.match(n) for n in files)
+
+
+CUT_CASES = [c for c in CASES if c.values[0][2]["name"] in
+             ("pop3-retrieve", "imap-retrieve", "smtp-attachments", "pop3-retrieve-stls")]
+
+
+@pytest.mark.parametrize("case", CUT_CASES)
+def test_capture_cut_mid_message_exports_what_was_seen(tshark, case):
+    """A capture that ends inside a message (cut with editcap after a full-size
+    segment, the built-in tcp.len says which): in two passes, the message is
+    exported as what was seen, named -truncated, and its bytes are a strict
+    prefix of the whole message (the file the whole capture exports, checked
+    against the ground truth above); every other file is whole and equal."""
+    cap, keys, truth = case
+    whole = export(tshark, cap, keys)
+    assert whole
+    rows = tshark.fields(cap, ["frame.number"], display_filter="tcp.len >= 1000", keylog=keys)
+    cuts = [int(r[0]) for r in rows]
+    assert cuts, "no long segment to cut after"
+    stage = pathlib.Path(tempfile.mkdtemp(prefix="cut-", dir=str(_stage())))
+    os.chmod(stage, 0o777)
+    truncated = 0
+    try:
+        for n in cuts:
+            part = stage / ("cut%d.pcapng" % n)
+            subprocess.run(["editcap", "-r", str(cap), str(part), "1-%d" % n], check=True,
+                           stdout=subprocess.DEVNULL)
+            os.chmod(part, 0o644)
+            got = export(tshark, part, keys, ["-2"])
+            for name, data in got.items():
+                if "-truncated" in name:
+                    full = whole[name.replace("-truncated", "")]
+                    assert len(data) < len(full) and full.startswith(data), "cut at %d: %s" % (n, name)
+                    truncated += 1
+                else:
+                    assert whole.get(name) == data, "cut at %d: %s" % (n, name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    assert truncated, "no cut fell inside a message"
 
 
 POP3_CASES = [c for c in CASES if any(s["protocol"] == "pop3" and s.get("retrieved") for s in c.values[0][2]["sessions"])]
