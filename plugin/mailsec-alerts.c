@@ -660,8 +660,10 @@ static void raise_alert(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, con
     expert_add_info_format(pinfo, ai, &ei[id], "%s", msg);
 }
 
-/* The one function that reads the rules. */
-void mailsec_alerts_add(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, const mailsec_frame *fr)
+/* The one function that reads the rules: each alert the frame raises, in order. */
+typedef void (*alert_visit)(void *ctx, const mailsec_fact *f, const alert_rule *r);
+
+static void visit_alerts(const mailsec_frame *fr, alert_visit visit, void *ctx)
 {
     bool raised[array_length(rules)] = { false };
     for (const mailsec_fact *f = fr->facts; f; f = f->next) {
@@ -669,10 +671,45 @@ void mailsec_alerts_add(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, con
             const alert_rule *r = &rules[i];
             if (r->fact != f->kind || (r->once_per_frame && raised[i]) || (r->when && !r->when(f)))
                 continue;
-            alert_msg m = { pinfo, NULL };
-            r->message(&m, &alert_defs[r->alert], f);
-            raise_alert(pinfo, tree, tvb, f, r->alert, m.msg);
+            visit(ctx, f, r);
             raised[i] = true;
         }
     }
+}
+
+typedef struct {
+    packet_info *pinfo;
+    proto_tree *tree;
+    tvbuff_t *tvb;
+} raise_ctx;
+
+static void raise_visit(void *ctx, const mailsec_fact *f, const alert_rule *r)
+{
+    raise_ctx *rc = (raise_ctx *)ctx;
+    alert_msg m = { rc->pinfo, NULL };
+    r->message(&m, &alert_defs[r->alert], f);
+    raise_alert(rc->pinfo, rc->tree, rc->tvb, f, r->alert, m.msg);
+}
+
+void mailsec_alerts_add(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, const mailsec_frame *fr)
+{
+    raise_ctx rc = { pinfo, tree, tvb };
+    visit_alerts(fr, raise_visit, &rc);
+}
+
+typedef struct {
+    mailsec_alert_cb cb;
+    void *ctx;
+} name_ctx;
+
+static void name_visit(void *ctx, const mailsec_fact *f _U_, const alert_rule *r)
+{
+    name_ctx *nc = (name_ctx *)ctx;
+    nc->cb(nc->ctx, alert_defs[r->alert].abbrev, severity_name(alert_defs[r->alert].severity));
+}
+
+void mailsec_alerts_each(const mailsec_frame *fr, mailsec_alert_cb cb, void *ctx)
+{
+    name_ctx nc = { cb, ctx };
+    visit_alerts(fr, name_visit, &nc);
 }

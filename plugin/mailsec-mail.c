@@ -170,7 +170,7 @@ static const char *status_word(ms_reply_status st, bool pop3)
     }
 }
 
-static const char *verdict_name(ms_probe_verdict v)
+const char *mailsec_probe_verdict_name(ms_probe_verdict v)
 {
     switch (v) {
     case MS_PROBE_EXISTS: return "exists";
@@ -183,7 +183,7 @@ static const char *verdict_name(ms_probe_verdict v)
     }
 }
 
-static const char *probe_command(ms_probe_cmd c)
+const char *mailsec_probe_command_name(ms_probe_cmd c)
 {
     return c == MS_PROBE_VRFY ? "VRFY" : c == MS_PROBE_EXPN ? "EXPN" : "RCPT";
 }
@@ -503,13 +503,13 @@ void mailsec_render_probe(mailsec_render_ctx *rc, const mailsec_fact *f)
     tvbuff_t *tvb = rc->tvb;
     const char *target = f->u.mail.text ? f->u.mail.text : "";
     proto_tree *t = proto_tree_add_subtree_format(rc->tree, tvb, AT(f), ett_probe, NULL, "Probe: %s %s%s%s",
-        probe_command(p->command), target, p->verdict == MS_PROBE_PENDING ? "" : ": ",
-        p->verdict == MS_PROBE_PENDING ? "" : verdict_name(p->verdict));
-    gen(proto_tree_add_string(t, hf_enum_command, tvb, AT(f), probe_command(p->command)));
+        mailsec_probe_command_name(p->command), target, p->verdict == MS_PROBE_PENDING ? "" : ": ",
+        p->verdict == MS_PROBE_PENDING ? "" : mailsec_probe_verdict_name(p->verdict));
+    gen(proto_tree_add_string(t, hf_enum_command, tvb, AT(f), mailsec_probe_command_name(p->command)));
     gen(proto_tree_add_string(t, hf_enum_target, tvb, AT(f), target));
     if (p->verdict == MS_PROBE_PENDING)
         return;
-    gen(proto_tree_add_string(t, hf_enum_verdict, tvb, AT(f), verdict_name(p->verdict)));
+    gen(proto_tree_add_string(t, hf_enum_verdict, tvb, AT(f), mailsec_probe_verdict_name(p->verdict)));
     if (p->code)
         gen(proto_tree_add_uint(t, hf_enum_code, tvb, AT(f), p->code));
     gen(proto_tree_add_uint(t, hf_enum_count, tvb, AT(f), p->count));

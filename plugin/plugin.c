@@ -7,6 +7,7 @@
 #include <wireshark.h>
 #include <epan/packet.h>
 #include <epan/proto.h>
+#include <epan/tap.h>
 
 #include "mailsec-compat.h"
 #include "mailsec.h"
@@ -25,15 +26,18 @@ WS_DLL_PUBLIC uint32_t plugin_describe(void);
 
 uint32_t plugin_describe(void)
 {
-    return WS_PLUGIN_DESC_DISSECTOR;
+    return WS_PLUGIN_DESC_DISSECTOR | WS_PLUGIN_DESC_TAP_LISTENER;
 }
 #endif
 
 void plugin_register(void)
 {
     static proto_plugin plug;
+    static tap_plugin stats;
 
     plug.register_protoinfo = proto_register_mailsec;
     plug.register_handoff = proto_reg_handoff_mailsec;
     proto_register_plugin(&plug);
+    stats.register_tap_listener = mailsec_stats_register; /* Statistics → Mail Forensics */
+    tap_register_plugin(&stats);
 }
