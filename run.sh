@@ -10,7 +10,8 @@ set -uo pipefail
 
 usage() {
     cat <<'EOF'
-usage: run.sh [--keylog FILE] [--export DIR] [CAPTURE|DIR ...]
+usage: run.sh [--keylog FILE] [--export DIR] [--json] [CAPTURE|DIR ...]
+       run.sh --db FILE [--jobs N] [--sshlogin LOGIN ...] [CAPTURE|DIR ...]
        run.sh CAPTURE KEYLOG
 
 Install what is missing (Debian 12, as root), build the mailsec Wireshark plugin,
@@ -27,6 +28,15 @@ what crossed in clear), and under it mailsec's alerts for that session.
                  undone, chunks joined) as .eml into DIR/CAPTURE-NAME/, with an
                  index.csv (stream, endpoints, protocol, transport, user, direction,
                  carried by, size, SHA-256, complete, envelope)
+  --json         JSON lines instead of the text report: one object per session
+                 and one per capture (schema in the README)
+  --db FILE      analyse the captures in parallel (GNU parallel, one tshark each)
+                 and load what they hold into the SQLite database FILE (tables
+                 captures, sessions, logins, probes, messages, alerts); a capture
+                 analysed again replaces its rows
+  --jobs N       with --db: captures at once (default: the number of cores)
+  --sshlogin L   with --db: GNU parallel's --sshlogin, to spread the captures
+                 over machines (repeatable; ":" is this machine)
   -h, --help     this help
 
 Without a capture: the bundled captures in captures/real, each with its key log.
@@ -47,7 +57,7 @@ for a in "$@"; do
     case $a in
         --) break ;;
         -h|--help) usage; exit 0 ;;
-        --keylog) skip=true ;;
+        --keylog|--export|--db|--jobs|--sshlogin) skip=true ;;
     esac
 done
 

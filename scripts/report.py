@@ -2,7 +2,7 @@
 """mailsec's main job: load the plugin into the real tshark and print, for each
 mail session of each capture, what an analyst asks first, and mailsec's alerts.
 
-    report.py --plugin build/mailsec.so [--keylog FILE] [--export DIR] [CAPTURE|DIR ...]
+    report.py --plugin build/mailsec.so [--keylog FILE] [--export DIR] [--json] [CAPTURE|DIR ...]
     report.py --plugin build/mailsec.so CAPTURE KEYLOG
 
 run.sh calls it as `report.py --prog run.sh [--check | --plugin SO] -- ARGS`:
@@ -29,6 +29,7 @@ Exit status: 0 every capture analysed, 1 some capture could not be analysed,
 import collections
 import errno
 import hashlib
+import json
 import os
 import pathlib
 import re
@@ -37,6 +38,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "captures" / "real"
@@ -69,19 +71,31 @@ FIELDS = ["tcp.stream", "frame.number", "ip.src", "ipv6.src", "tcp.srcport", "ip
           "mailsec.enum.command", "mailsec.enum.verdict", "mailsec.msg.count", "mailsec.msg.rcpt_count",
           "mailsec.msg.attachment", "mailsec.msg.deleted", "mailsec.msg.expunged", "mailsec.msg.source",
           "mailsec.msg.sha256", "mailsec.msg.size", "mailsec.msg.truncated", "mailsec.msg.mail_from",
-          "mailsec.msg.rcpt_to", "mailsec.session.auth_user"]
+          "mailsec.msg.rcpt_to", "mailsec.session.auth_user", "mailsec.tls.version", "mailsec.enum.target",
+          "mailsec.reply.time", "mailsec.reply.command",
+          # Wireshark's own view of the line: TCP trouble
+          "tcp.analysis.retransmission", "tcp.analysis.duplicate_ack", "tcp.analysis.zero_window",
+          "tcp.flags.reset"]
 # Fields that occur several times on one frame, counted whole (the rest: first occurrence).
 LIST_FIELDS = ("mailsec.enum.command", "mailsec.enum.verdict", "mailsec.msg.attachment", "mailsec.msg.source",
                "mailsec.msg.count", "mailsec.msg.expunged", "mailsec.msg.sha256", "mailsec.msg.size",
-               "mailsec.msg.truncated", "mailsec.msg.rcpt_to")
+               "mailsec.msg.truncated", "mailsec.msg.rcpt_to", "mailsec.enum.target", "mailsec.reply.time",
+               "mailsec.reply.command")
 # Generated on each alert, in the same order on a frame (see README, Expert info).
 ALERT_FIELDS = ["mailsec.alert", "mailsec.alert.name", "mailsec.alert.severity"]
+# mailsec's frames, and the frames of Wireshark's TCP trouble counts that come before
+# mailsec recognised a session (a retransmitted SYN of a session found by content).
+DISPLAY_FILTER = ("mailsec || tcp.analysis.retransmission || tcp.analysis.duplicate_ack"
+                  " || tcp.analysis.zero_window || tcp.flags.reset == 1")
 # Joins the occurrences of a field: a control byte, which tshark and mailsec escape in values.
 AGGREGATOR = "\x1f"
+# A capture that takes longer than this says so on stderr, and again every PROGRESS_EVERY seconds.
+PROGRESS_AFTER = float(os.environ.get("MAILSEC_PROGRESS_AFTER", "5"))
+PROGRESS_EVERY = 10.0
 
 PROG = "report.py"
 # --export DIR: where the messages go, one folder per capture (None: no export)
-OPTIONS = {"export": None}
+OPTIONS = {"export": None, "json": False, "db": None, "jobs": None, "sshlogin": []}
 
 
 class Usage(Exception):
@@ -128,6 +142,7 @@ class Input:
         self.keylogs = list(keylogs)
         self.error = error          # one line, or None
         self.undecided = False      # no capture magic: tshark decides
+        self.sessions = 0           # mail sessions found
 
 
 def option_value(args, i, a, name, what):
@@ -163,11 +178,30 @@ def parse(args):
             if os.path.exists(a) and not os.path.isdir(a):
                 raise Usage("%s: --export needs a directory, this is a file" % shown(a))
             OPTIONS["export"] = pathlib.Path(a)
+        elif a == "--json":
+            OPTIONS["json"] = True
+        elif a == "--db" or a.startswith("--db="):
+            a, i = option_value(args, i, a, "--db", "FILE")
+            if os.path.isdir(a):
+                raise Usage("%s: --db needs a file (a SQLite database), this is a directory" % shown(a))
+            OPTIONS["db"] = pathlib.Path(a)
+        elif a == "--jobs" or a.startswith("--jobs="):
+            a, i = option_value(args, i, a, "--jobs", "number")
+            if not a.isdigit() or int(a) < 1:
+                raise Usage("--jobs needs a number of 1 or more, not %s" % shown(a))
+            OPTIONS["jobs"] = int(a)
+        elif a == "--sshlogin" or a.startswith("--sshlogin="):
+            a, i = option_value(args, i, a, "--sshlogin", "login (GNU parallel's --sshlogin)")
+            OPTIONS["sshlogin"].append(a)
         elif a == "--keylog" or a.startswith("--keylog="):
             a, i = option_value(args, i, a, "--keylog", "FILE")
             global_keylogs.append(a)
         else:
             raise Usage("%s: unknown option (see %s --help)" % (shown(a), PROG))
+    if (OPTIONS["jobs"] or OPTIONS["sshlogin"]) and not OPTIONS["db"]:
+        raise Usage("--jobs and --sshlogin go with --db (see %s --help)" % PROG)
+    if OPTIONS["db"] and (OPTIONS["json"] or OPTIONS["export"]):
+        raise Usage("--db loads the JSON itself; it does not go with --json or --export")
     return global_keylogs, positional
 
 
@@ -397,12 +431,26 @@ class Stage:
         os.chmod(self.out, 0o777)
         self.plugin = plugin
 
-    def invoke(self, args):
+    def invoke(self, args, label=None):
+        """(rc, stdout, stderr) of tshark; with a label, a line on stderr every
+        PROGRESS_EVERY seconds while it runs longer than PROGRESS_AFTER."""
         env = tshark_env(self.dir / "home", self.dir / "plugins")
         prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
-        proc = subprocess.run(prefix + ["env", "-i"] + env + ["tshark"] + args, capture_output=True,
-                              cwd="/", stdin=subprocess.DEVNULL)
-        return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+        proc = subprocess.Popen(prefix + ["env", "-i"] + env + ["tshark"] + args, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd="/", stdin=subprocess.DEVNULL)
+        started, wait = time.monotonic(), PROGRESS_AFTER
+        while True:
+            try:
+                out, err = proc.communicate(timeout=wait if label else None)
+                break
+            except subprocess.TimeoutExpired:
+                say("%s: still analysing (%d s)" % (shown(label), time.monotonic() - started))
+                wait = PROGRESS_EVERY
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+        return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
     def fields(self):
         """The field abbreviations tshark knows with the plugin; Setup if it did not load."""
@@ -434,7 +482,7 @@ class Stage:
                         dst.write(b"\n")
                 os.chmod(keys, 0o644)
                 cmd += ["-o", "tls.keylog_file:%s" % keys]
-            rc, out, err = self.invoke(cmd + args)
+            rc, out, err = self.invoke(cmd + args, label=inp.label)
         finally:
             for f in (self.dir / "in").iterdir():
                 f.unlink()
@@ -467,9 +515,10 @@ def tshark_problem(rc, err):
 # ---------------------------------------------------------------- the report
 
 def sessions(rows, with_alerts):
-    """{stream: [frame dict]} and {stream: [(frame, severity, name, message)]}."""
+    """{stream: [frame dict]}, {stream: [(frame, severity, name, message)]}, and
+    {stream: [frame dict]} of the frames without mailsec that TCP trouble let in."""
     names = FIELDS + (ALERT_FIELDS if with_alerts else [])
-    by, alerts = collections.OrderedDict(), collections.defaultdict(list)
+    by, alerts, other = collections.OrderedDict(), collections.defaultdict(list), collections.defaultdict(list)
     for line in rows:
         cols = line.split("\t")
         if len(cols) != len(names):
@@ -478,6 +527,9 @@ def sessions(rows, with_alerts):
         r = {k: v.split(AGGREGATOR)[0] for k, v in all_values.items()}
         for k in LIST_FIELDS:
             r[k + "[]"] = [v for v in all_values[k].split(AGGREGATOR) if v]
+        if not r["mailsec.proto"]:
+            other[r["tcp.stream"]].append(r)
+            continue
         by.setdefault(r["tcp.stream"], []).append(r)
         if with_alerts and all_values["mailsec.alert"]:
             msgs = all_values["mailsec.alert"].split(AGGREGATOR)
@@ -485,22 +537,26 @@ def sessions(rows, with_alerts):
             sevs = all_values["mailsec.alert.severity"].split(AGGREGATOR)
             for msg, abbr, sev in zip(msgs, abbrs, sevs):
                 alerts[r["tcp.stream"]].append((int(r["frame.number"] or 0), sev, abbr, msg))
-    return by, alerts
+    return by, alerts, other
 
 
 def yes(v):
     return v in ("1", "True")
 
 
-def columns(frames):
-    """The session line's columns: stream, endpoints, protocol, transport, how detected, notes."""
+def columns_endpoints(frames):
+    """CLIENT -> SERVER, from the first frame sent to the server (else the first frame's reverse)."""
     src = lambda r: (r["ip.src"] or "[%s]" % r["ipv6.src"]) + ":" + r["tcp.srcport"]
     dst = lambda r: (r["ip.dst"] or "[%s]" % r["ipv6.dst"]) + ":" + r["tcp.dstport"]
     to_server = next((r for r in frames if r["mailsec.direction"] == "to-server"), None)
     if to_server:
-        client, server = src(to_server), dst(to_server)
-    else:
-        client, server = dst(frames[0]), src(frames[0])
+        return "%s -> %s" % (src(to_server), dst(to_server))
+    return "%s -> %s" % (dst(frames[0]), src(frames[0]))
+
+
+def columns(frames, other=()):
+    """The session line's columns: stream, endpoints, protocol, transport, how detected, notes.
+    other: the stream's frames mailsec did not mark (before it recognised the session)."""
     last = frames[-1]
     transport = last["mailsec.transport"]
     notes = []
@@ -520,12 +576,56 @@ def columns(frames):
     if transport != "cleartext":
         n = sum(yes(r["mailsec.decrypted"]) for r in frames)
         notes.append("%d frame%s decrypted" % (n, "" if n == 1 else "s") if n else "not decrypted (no keys)")
+    version = tls_version(frames)
+    if version:
+        notes.append(version)
     logins = describe_logins(frames)
     if logins:
         notes.append(logins)
     notes += describe_mail(frames)
-    return ["stream %s" % frames[0]["tcp.stream"], "%s -> %s" % (client, server), last["mailsec.proto"],
+    trouble = tcp_trouble(list(frames) + list(other))
+    if any(trouble.values()):
+        notes.append("TCP: " + ", ".join("%d %s" % (n, TROUBLE_NAMES[k][n != 1]) for k, n in trouble.items() if n))
+    slow = slowest_reply(frames)
+    if slow:
+        notes.append("slowest reply %.3f s%s (frame %d)" % (slow[0], " to " + slow[1] if slow[1] else "", slow[2]))
+    return ["stream %s" % frames[0]["tcp.stream"], columns_endpoints(frames), last["mailsec.proto"],
             transport, "detected by %s" % last["mailsec.detected_by"], "; ".join(notes)]
+
+
+TROUBLE_NAMES = {"retransmissions": ("retransmission", "retransmissions"),
+                 "duplicate_acks": ("duplicate ACK", "duplicate ACKs"),
+                 "zero_windows": ("zero window", "zero windows"), "resets": ("reset", "resets")}
+
+
+def tls_version(frames):
+    return next((r["mailsec.tls.version"] for r in frames if r["mailsec.tls.version"]), "")
+
+
+def tcp_trouble(frames):
+    """Wireshark's own TCP analysis of the session's frames."""
+    return {"retransmissions": sum(yes(r["tcp.analysis.retransmission"]) for r in frames),
+            "duplicate_acks": sum(yes(r["tcp.analysis.duplicate_ack"]) for r in frames),
+            "zero_windows": sum(yes(r["tcp.analysis.zero_window"]) for r in frames),
+            "resets": sum(yes(r["tcp.flags.reset"]) for r in frames)}
+
+
+def slowest_reply(frames):
+    """(seconds, the command it answered or "", frame) of the server's slowest reply, or None."""
+    best = None
+    for r in frames:
+        times = r["mailsec.reply.time[]"]
+        # a reply to no command has no time, and its label is "(greeting)", "(none)" ...
+        cmds = [c for c in r["mailsec.reply.command[]"] if not c.startswith("(")]
+        for i, t in enumerate(times):
+            try:
+                sec = float(t)
+            except ValueError:
+                continue
+            cmd = cmds[i] if len(cmds) == len(times) else ""
+            if best is None or sec > best[0]:
+                best = (sec, cmd, int(r["frame.number"] or 0))
+    return best
 
 
 NOTHING_REUSABLE = ("SCRAM-", "GSSAPI")
@@ -542,17 +642,18 @@ def exposure(a):
     return "in clear, nothing reusable"
 
 
-def describe_logins(frames):
-    """user, mechanism, verdict and exposure of each login attempt; repeats counted."""
+def login_attempts(frames):
+    """[{attempt, frame, mech, user, exposed, password, token, hash, material, result}] in order."""
     attempts = collections.OrderedDict()
     for r in frames:
         n = r["mailsec.auth.attempt"]
         if not n:
             continue
-        a = attempts.setdefault(n, {"result": "unknown"})
+        a = attempts.setdefault(n, {"attempt": int(n), "result": "unknown", "frame": None})
         if r["mailsec.auth.result"]:
             a["result"] = r["mailsec.auth.result"]
         else:
+            a["frame"] = int(r["frame.number"] or 0)
             a["mech"] = r["mailsec.auth.mechanism"]
             a["user"] = r["mailsec.auth.username"] or "?"
             a["exposed"] = yes(r["mailsec.auth.exposed"])
@@ -560,6 +661,12 @@ def describe_logins(frames):
                 a[k] = r["mailsec.auth." + k]
         a.setdefault("mech", r["mailsec.auth.mechanism"] or "?")
         a.setdefault("user", r["mailsec.auth.username"] or "?")
+    return list(attempts.values())
+
+
+def describe_logins(frames):
+    """user, mechanism, verdict and exposure of each login attempt; repeats counted."""
+    attempts = {a["attempt"]: a for a in login_attempts(frames)}
     texts = []
     for a in attempts.values():
         text = "%s %s %s" % (a["user"], a["mech"], a["result"])
@@ -617,6 +724,82 @@ def describe_mail(frames):
     return notes
 
 
+def endpoints(frames):
+    """(client, server) as ADDRESS:PORT ([v6]:PORT)."""
+    client, _, server = columns_endpoints(frames).partition(" -> ")
+    return client, server
+
+
+def probes(frames):
+    """[{command, target, verdict, frame}] of the answered probes, in order."""
+    out = []
+    for r in frames:
+        vs = r["mailsec.enum.verdict[]"]
+        if not vs:
+            continue
+        cmds, targets = r["mailsec.enum.command[]"][-len(vs):], r["mailsec.enum.target[]"][-len(vs):]
+        for i, v in enumerate(vs):
+            out.append({"command": cmds[i] if i < len(cmds) else None,
+                        "target": targets[i] if i < len(targets) else None,
+                        "verdict": v, "frame": int(r["frame.number"] or 0)})
+    return out
+
+
+def messages(frames):
+    """[{carried_by, size, sha256, complete, frame, mail_from, rcpt_to}] of the messages completed."""
+    out = []
+    for r in frames:
+        for i, sha in enumerate(r["mailsec.msg.sha256[]"]):
+            pick = lambda k: r[k][i] if i < len(r[k]) else None
+            size = pick("mailsec.msg.size[]")
+            smtp = (pick("mailsec.msg.source[]") or "").startswith("SMTP")
+            out.append({"carried_by": pick("mailsec.msg.source[]"), "size": int(size) if size else None,
+                        "sha256": sha, "complete": not yes(pick("mailsec.msg.truncated[]") or ""),
+                        "frame": int(r["frame.number"] or 0),
+                        "mail_from": r["mailsec.msg.mail_from"] if smtp else None,
+                        "rcpt_to": r["mailsec.msg.rcpt_to[]"] if smtp else []})
+    return out
+
+
+def session_object(inp, frames, alerts, other=()):
+    """One session of one capture as the JSON lines of --json (README: JSON lines)."""
+    client, server = endpoints(frames)
+    last = frames[-1]
+    boundary = next((r for r in frames if r["mailsec.starttls.boundary"]), None)
+    logins = []
+    for a in login_attempts(frames):
+        logins.append({"attempt": a["attempt"], "frame": a["frame"], "mechanism": a["mech"],
+                       "user": None if a["user"] == "?" else a["user"], "result": a["result"],
+                       "exposed": bool(a.get("exposed")),
+                       "exposure": exposure(a) if a.get("exposed") else None})
+    slow = slowest_reply(frames)
+    rcpts = max((int(r["mailsec.msg.rcpt_count"]) for r in frames if r["mailsec.msg.rcpt_count"]), default=0)
+    return {
+        "type": "session", "capture": str(inp.label), "stream": int(frames[0]["tcp.stream"]), "client": client, "server": server,
+        "protocol": last["mailsec.proto"], "transport": last["mailsec.transport"],
+        "detected_by": last["mailsec.detected_by"],
+        "starttls": {"offered": any(yes(r["mailsec.starttls.offered"]) for r in frames),
+                     "requested": any(yes(r["mailsec.starttls.command"]) for r in frames),
+                     "result": next((r["mailsec.starttls.result"] for r in frames if r["mailsec.starttls.result"]),
+                                    None),
+                     "boundary_frame": int(boundary["mailsec.starttls.boundary"]) if boundary else None,
+                     "cleartext_bytes": int(boundary["mailsec.starttls.cleartext_bytes"]) if boundary else None,
+                     "injected": any(r["mailsec.starttls.injected"] for r in frames)},
+        "tls_version": tls_version(frames) or None,
+        "decrypted_frames": sum(yes(r["mailsec.decrypted"]) for r in frames),
+        "user": next((r["mailsec.session.auth_user"] for r in reversed(frames) if r["mailsec.session.auth_user"]),
+                     None),
+        "logins": logins, "probes": probes(frames), "messages": messages(frames), "recipients": rcpts,
+        "attachments": sum(len(r["mailsec.msg.attachment[]"]) for r in frames),
+        "deleted": max((int(r["mailsec.msg.deleted"]) for r in frames if r["mailsec.msg.deleted"]), default=0),
+        "expunged": sum(int(v) for r in frames for v in r["mailsec.msg.expunged[]"]),
+        "tcp": tcp_trouble(list(frames) + list(other)),
+        "slowest_reply": {"seconds": slow[0], "command": slow[1] or None, "frame": slow[2]} if slow else None,
+        "frames": len(frames),
+        "alerts": [{"frame": f, "severity": sev, "name": name, "message": msg} for f, sev, name, msg in alerts],
+    }
+
+
 def frame_list(frames):
     if len(frames) == 1:
         return "frame %d" % frames[0]
@@ -646,9 +829,11 @@ def table(rows):
 def report(stage, inp, with_alerts):
     """Print the report of one capture; return (error, note)."""
     fields = FIELDS + (ALERT_FIELDS if with_alerts else [])
-    args = ["-Y", "mailsec", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=" + AGGREGATOR]
+    args = ["-Y", DISPLAY_FILTER, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=" + AGGREGATOR]
     if OPTIONS["export"]:
-        args += ["--export-objects", "mailsec,%s" % stage.out]
+        # two passes: only a later pass knows where the capture ended, so that
+        # a message it cut off is exported too (as -truncated)
+        args += ["-2", "--export-objects", "mailsec,%s" % stage.out]
     for f in fields:
         args += ["-e", f]
     try:
@@ -658,13 +843,21 @@ def report(stage, inp, with_alerts):
     error, note = tshark_problem(rc, err)
     if error:
         return error, None
-    found, alerts = sessions(out.splitlines(), with_alerts)
+    found, alerts, other = sessions(out.splitlines(), with_alerts)
+    inp.sessions = len(found)
+    if OPTIONS["json"]:
+        for stream, frames in found.items():
+            print(json.dumps(session_object(inp, frames, alerts.get(stream, []), other.get(stream, [])),
+                             ensure_ascii=False))
+        if OPTIONS["export"]:
+            note = "; ".join(x for x in (note, export_messages(stage, inp, found)) if x)
+        return None, note
     print("== %s%s: %d mail session%s" % (shown(inp.label), " (with TLS keys)" if inp.keylogs else "",
                                           len(found), "" if len(found) == 1 else "s"))
     if found:
         cols = []
         for stream, frames in found.items():
-            c = columns(frames)
+            c = columns(frames, other.get(stream, []))
             n = sum(1 for a in alerts.get(stream, []) if a[1] in SEVERITIES)
             if n:
                 c[-1] = "; ".join(x for x in (c[-1], "%d alert%s" % (n, "" if n == 1 else "s")) if x)
@@ -850,10 +1043,16 @@ def main(argv):
         sys.stderr.write("mailsec: analysing %d capture%s\n" % (n, "" if n == 1 else "s"))
         if not with_alerts:
             say("this build of the plugin has no mailsec.alert fields; alerts are not shown")
+        if OPTIONS["db"]:
+            return load_db(settings["plugin"], inputs)
         for inp in inputs:
             error, note = inp.error, None
             if not error:
                 error, note = report(stage, inp, with_alerts)
+            if OPTIONS["json"]:
+                print(json.dumps({"type": "capture", "capture": str(inp.label), "path": str(inp.path.resolve()),
+                                  "sessions": 0 if error else inp.sessions, "error": error, "note": note},
+                                 ensure_ascii=False))
             if error:
                 failed += 1
                 say("%s: %s" % (shown(inp.label), error))
@@ -865,6 +1064,151 @@ def main(argv):
         return SETUP
     finally:
         stage.close()
+    summary(failed, len(inputs))
+    return FAILED if failed else OK
+
+
+# ---------------------------------------------------------------- many captures
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS captures (
+    path TEXT PRIMARY KEY,      -- the capture's absolute path: re-running it replaces its rows
+    size INTEGER, sha256 TEXT, analysed_at TEXT, sessions INTEGER, error TEXT, note TEXT);
+CREATE TABLE IF NOT EXISTS sessions (
+    path TEXT, stream INTEGER, client TEXT, server TEXT, protocol TEXT, transport TEXT, detected_by TEXT,
+    starttls_offered INTEGER, starttls_requested INTEGER, starttls_result TEXT, boundary_frame INTEGER,
+    cleartext_bytes INTEGER, injected INTEGER, tls_version TEXT, decrypted_frames INTEGER, user TEXT,
+    recipients INTEGER, attachments INTEGER, deleted INTEGER, expunged INTEGER,
+    retransmissions INTEGER, duplicate_acks INTEGER, zero_windows INTEGER, resets INTEGER,
+    slowest_reply_s REAL, slowest_reply_command TEXT, slowest_reply_frame INTEGER, frames INTEGER,
+    PRIMARY KEY (path, stream));
+CREATE TABLE IF NOT EXISTS logins (
+    path TEXT, stream INTEGER, attempt INTEGER, frame INTEGER, mechanism TEXT, user TEXT, result TEXT,
+    exposed INTEGER, exposure TEXT);
+CREATE TABLE IF NOT EXISTS probes (path TEXT, stream INTEGER, command TEXT, target TEXT, verdict TEXT, frame INTEGER);
+CREATE TABLE IF NOT EXISTS messages (
+    path TEXT, stream INTEGER, carried_by TEXT, size INTEGER, sha256 TEXT, complete INTEGER, frame INTEGER,
+    mail_from TEXT, rcpt_to TEXT);
+CREATE TABLE IF NOT EXISTS alerts (path TEXT, stream INTEGER, frame INTEGER, severity TEXT, name TEXT, message TEXT);
+CREATE INDEX IF NOT EXISTS logins_path ON logins (path);
+CREATE INDEX IF NOT EXISTS probes_path ON probes (path);
+CREATE INDEX IF NOT EXISTS messages_path ON messages (path);
+CREATE INDEX IF NOT EXISTS alerts_path ON alerts (path);
+"""
+TABLES = ("sessions", "logins", "probes", "messages", "alerts", "captures")
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def store_capture(db, path, objects, error, note):
+    """Replace one capture's rows by what its run found."""
+    import datetime
+    db.execute("BEGIN")
+    for t in TABLES:
+        db.execute("DELETE FROM %s WHERE path = ?" % t, (path,))
+    try:
+        size, sha = os.path.getsize(path), file_sha256(path)
+    except OSError:
+        size, sha = None, None
+    sessions_found = [o for o in objects if o.get("type") == "session"]
+    db.execute("INSERT INTO captures VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (path, size, sha, datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                len(sessions_found), error, note))
+    for o in sessions_found:
+        st, tcp, slow = o["starttls"], o["tcp"], o["slowest_reply"] or {}
+        key = (path, o["stream"])
+        db.execute("INSERT OR REPLACE INTO sessions VALUES (%s)" % ",".join("?" * 28), key + (
+            o["client"], o["server"], o["protocol"], o["transport"], o["detected_by"], st["offered"],
+            st["requested"], st["result"], st["boundary_frame"], st["cleartext_bytes"], st["injected"],
+            o["tls_version"], o["decrypted_frames"], o["user"], o["recipients"], o["attachments"], o["deleted"],
+            o["expunged"], tcp["retransmissions"], tcp["duplicate_acks"], tcp["zero_windows"], tcp["resets"],
+            slow.get("seconds"), slow.get("command"), slow.get("frame"), o["frames"]))
+        db.executemany("INSERT INTO logins VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [key + (
+            a["attempt"], a["frame"], a["mechanism"], a["user"], a["result"], a["exposed"], a["exposure"])
+            for a in o["logins"]])
+        db.executemany("INSERT INTO probes VALUES (?, ?, ?, ?, ?, ?)", [key + (
+            p["command"], p["target"], p["verdict"], p["frame"]) for p in o["probes"]])
+        db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [key + (
+            m["carried_by"], m["size"], m["sha256"], m["complete"], m["frame"], m["mail_from"],
+            " ".join(m["rcpt_to"])) for m in o["messages"]])
+        db.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?)", [key + (
+            a["frame"], a["severity"], a["name"], a["message"]) for a in o["alerts"]])
+    db.execute("COMMIT")
+
+
+def load_db(plugin, inputs):
+    """Every capture analysed by its own run of this script (one tshark each), as
+    many at once as GNU parallel runs (--jobs, default the cores; --sshlogin to
+    spread them over machines), their JSON lines loaded into the database."""
+    import shlex
+    import sqlite3
+    parallel = shutil.which("parallel", path="/usr/bin:/bin")
+    if not parallel:
+        raise Setup("GNU parallel is not installed (apt-get install parallel)")
+    db_path = OPTIONS["db"]
+    try:
+        db = sqlite3.connect(str(db_path), isolation_level=None)
+        db.executescript(SCHEMA)
+    except sqlite3.Error as e:
+        say("%s: not a database mailsec can write (%s)" % (shown(db_path), e))
+        return USAGE
+    failed = 0
+    runnable = [inp for inp in inputs if not inp.error]
+    for inp in inputs:
+        if inp.error:
+            failed += 1
+            say("%s: %s" % (shown(inp.label), inp.error))
+            store_capture(db, str(inp.path.resolve()), [], inp.error, None)
+    me = [sys.executable or "/usr/bin/python3", str(pathlib.Path(__file__).resolve()), "--prog", PROG,
+          "--plugin", str(pathlib.Path(plugin).resolve()), "--", "--json"]
+    with tempfile.NamedTemporaryFile("w", prefix="mailsec-jobs-", suffix=".txt", delete=False) as jobs:
+        for inp in runnable:
+            args = [str(inp.path.resolve())] + [str(pathlib.Path(k).resolve()) for k in inp.keylogs]
+            jobs.write(shlex.join(me + args) + "\n")
+    cmd = [parallel, "--will-cite", "--group", "--jobs", str(OPTIONS["jobs"] or os.cpu_count() or 1)]
+    for login in OPTIONS["sshlogin"]:
+        cmd += ["--sshlogin", login]
+    cmd += ["-a", jobs.name]
+    say("analysing %d capture%s with GNU parallel (%s job%s%s) into %s" % (
+        len(runnable), "" if len(runnable) == 1 else "s", OPTIONS["jobs"] or os.cpu_count(),
+        "" if (OPTIONS["jobs"] or os.cpu_count()) == 1 else "s",
+        ", on " + ", ".join(OPTIONS["sshlogin"]) if OPTIONS["sshlogin"] else "", shown(db_path)))
+    by_path = collections.defaultdict(list)
+    done = {}
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                errors="replace")
+        for line in proc.stdout:
+            try:
+                o = json.loads(line)
+            except ValueError:
+                continue
+            if o.get("type") == "capture":
+                done[o["path"]] = o
+                store_capture(db, o["path"], by_path.pop(o["path"], []), o.get("error"), o.get("note"))
+            elif o.get("type") == "session":
+                by_path[str(pathlib.Path(o["capture"]).resolve())].append(o)
+        proc.wait()
+    finally:
+        os.unlink(jobs.name)
+    for inp in runnable:
+        path = str(inp.path.resolve())
+        o = done.get(path)
+        if o is None:
+            store_capture(db, path, [], "no result (the job failed)", None)
+        if o is None or o.get("error"):
+            failed += 1
+    paths = [str(inp.path.resolve()) for inp in inputs]
+    n = sum(db.execute("SELECT count(*) FROM sessions WHERE path = ?", (p,)).fetchone()[0] for p in paths)
+    db.close()
+    say("%s: %d capture%s, %d mail session%s in the database" % (
+        shown(db_path), len(inputs), "" if len(inputs) == 1 else "s", n, "" if n == 1 else "s"))
     summary(failed, len(inputs))
     return FAILED if failed else OK
 

@@ -10,9 +10,11 @@ set -euo pipefail
 
 # Build: Wireshark's headers and cmake config; packet-tls-utils.h includes
 # wsutil/wsgcrypt.h, which needs gcrypt.h, and no Wireshark -dev package
-# depends on libgcrypt20-dev. Run: tshark, setpriv (util-linux) to drop root.
+# depends on libgcrypt20-dev. Run: tshark, setpriv (util-linux) to drop root;
+# many captures (run.sh --db): GNU parallel, and SQLite (python3's module, the
+# sqlite3 shell to read the database).
 want=(tshark libwireshark-dev libwiretap-dev wireshark-dev libgcrypt20-dev libglib2.0-dev
-      cmake gcc make pkg-config python3 util-linux)
+      cmake gcc make pkg-config python3 util-linux parallel sqlite3)
 if [ "${1:-}" = --tests ]; then
     want+=(python3-pytest python3-pytest-xdist libcmocka-dev)
 fi

@@ -496,6 +496,36 @@ def test_export_writes_messages_and_index(tmp_path):
         [a["sha256"] for s in sent_t["sessions"] for m in s["messages"] for a in m.get("attachments", [])]
 
 
+def test_export_of_a_capture_cut_mid_message(tmp_path):
+    """A capture that ends inside a RETR answer (editcap keeps frames up to the
+    first full-size segment the built-in tcp.len shows): the message is in the
+    index, complete "no", its file a strict prefix of the one the whole capture
+    gives; the messages before it are whole."""
+    import csv
+    src = BUNDLED / "pop3-retrieve.pcapng"
+    lens = subprocess.run(["tshark", "-n", "-r", str(src), "-T", "fields", "-e", "frame.number", "-e", "tcp.len"],
+                          capture_output=True, text=True, check=True).stdout.split("\n")
+    first_long = next(int(f) for f, n in (l.split("\t") for l in lens if l) if n and int(n) >= 1000)
+    cut = tmp_path / "cut.pcapng"
+    subprocess.run(["editcap", "-r", str(src), str(cut), "1-%d" % first_long], check=True)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(cut, 0o644)
+    r_whole = run_sh("--export", tmp_path / "whole", src)
+    r_cut = run_sh("--export", tmp_path / "cut", cut)
+    assert r_whole.rc == 0 and r_cut.rc == 0, (r_whole, r_cut)
+    with open(tmp_path / "cut" / "cut.pcapng" / "index.csv", newline="") as fh:
+        rows = [row for row in csv.DictReader(fh) if not row["carried_by"].startswith("attachment")]
+    assert rows and rows[-1]["complete"] == "no", rows
+    assert all(row["complete"] == "yes" for row in rows[:-1])
+    for row in rows:
+        data = (tmp_path / "cut" / "cut.pcapng" / row["file"]).read_bytes()
+        full = (tmp_path / "whole" / "pop3-retrieve.pcapng" / row["file"].replace("-truncated", "")).read_bytes()
+        if row["complete"] == "no":
+            assert len(data) < len(full) and full.startswith(data) and int(row["exported_bytes"]) == len(data)
+        else:
+            assert data == full
+
+
 def test_export_needs_a_directory(tmp_path):
     f = tmp_path / "a-file"
     f.write_text("x")
