@@ -16,7 +16,9 @@ set -euo pipefail
 want=(tshark libwireshark-dev libwiretap-dev wireshark-dev libgcrypt20-dev libglib2.0-dev
       cmake gcc make pkg-config python3 util-linux parallel sqlite3)
 if [ "${1:-}" = --tests ]; then
-    want+=(python3-pytest python3-pytest-xdist libcmocka-dev)
+    # and the real GUI under Xvfb (tests/tshark/test_gui.py, scripts/gui.sh)
+    want+=(python3-pytest python3-pytest-xdist libcmocka-dev
+           wireshark-qt xvfb xauth imagemagick x11-utils xdotool)
 fi
 
 missing=()

@@ -278,13 +278,14 @@ def tshark_sanitized():
 def work_unit(nodeid):
     """The tests that should run on the same worker, so that they share runs:
     by capture (the parameter id without its folder prefix or pass suffix),
-    test_hostile by build, test_main_command and unparametrised tests by module."""
+    test_hostile by build, test_main_command, test_gui (one Wireshark run for
+    all its tests) and unparametrised tests by module."""
     path, _, name = nodeid.partition("::")
     module = path.rsplit("/", 1)[-1]
     param = name.partition("[")[2][:-1]
     if module == "test_hostile.py":
         return module + ":" + ("sanitized" if param.startswith("sanitized") else "plain")
-    if not param or module == "test_main_command.py":
+    if not param or module in ("test_main_command.py", "test_gui.py"):
         return module
     capture = re.sub(r"^(real|bundled|bundled-keys|realworld)/", "", param)
     return re.sub(r"-(one|two)-pass$", "", capture)
