@@ -969,10 +969,11 @@ def split_internal(argv):
     """Our settings and the user's arguments.
 
     run.sh: `--prog NAME [--check] [--plugin SO] -- ARGS`, so nothing the user
-    types is taken as a setting. Direct use: `--plugin SO` among the arguments.
+    types is taken as a setting (--db's jobs add --worker: the plugin was
+    checked once). Direct use: `--plugin SO` among the arguments.
     """
     global PROG
-    settings = {"plugin": None, "check": False}
+    settings = {"plugin": None, "check": False, "worker": False}
     if argv[:1] != ["--prog"]:
         rest, i = [], 0
         while i < len(argv):
@@ -1003,6 +1004,9 @@ def split_internal(argv):
             i += 2
         elif own[i] == "--check":
             settings["check"] = True
+            i += 1
+        elif own[i] == "--worker":
+            settings["worker"] = True
             i += 1
         else:
             raise Usage("internal: %s: unknown setting" % shown(own[i]))
@@ -1037,10 +1041,12 @@ def main(argv):
         return SETUP
     failed = 0
     try:
-        with_alerts = set(ALERT_FIELDS) <= stage.fields()
+        # a --db job: the parent checked already that the plugin loads, with its alert fields
+        with_alerts = settings["worker"] or set(ALERT_FIELDS) <= stage.fields()
         n = len(inputs)
         sys.stdout.flush()
-        sys.stderr.write("mailsec: analysing %d capture%s\n" % (n, "" if n == 1 else "s"))
+        if not settings["worker"]:
+            sys.stderr.write("mailsec: analysing %d capture%s\n" % (n, "" if n == 1 else "s"))
         if not with_alerts:
             say("this build of the plugin has no mailsec.alert fields; alerts are not shown")
         if OPTIONS["db"]:
@@ -1165,7 +1171,7 @@ def load_db(plugin, inputs):
             failed += 1
             say("%s: %s" % (shown(inp.label), inp.error))
             store_capture(db, str(inp.path.resolve()), [], inp.error, None)
-    me = [sys.executable or "/usr/bin/python3", str(pathlib.Path(__file__).resolve()), "--prog", PROG,
+    me = [sys.executable or "/usr/bin/python3", str(pathlib.Path(__file__).resolve()), "--prog", PROG, "--worker",
           "--plugin", str(pathlib.Path(plugin).resolve()), "--", "--json"]
     with tempfile.NamedTemporaryFile("w", prefix="mailsec-jobs-", suffix=".txt", delete=False) as jobs:
         for inp in runnable:
