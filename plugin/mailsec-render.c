@@ -154,6 +154,7 @@ void mailsec_render(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const m
                            ms_transport_name((ms_transport)fr->transport),
                            ms_detect_name((ms_detect)fr->detected_by));
     proto_tree *mt = proto_item_add_subtree(ti, ett_mailsec);
+    mailsec_layouts_note(pinfo, ti);
     proto_item_set_generated(proto_tree_add_string(mt, hf_mailsec_proto, tvb, 0, 0, ms_proto_name((ms_proto)fr->proto)));
     proto_item_set_generated(proto_tree_add_string(mt, hf_mailsec_detected_by, tvb, 0, 0,
                                                    ms_detect_name((ms_detect)fr->detected_by)));

@@ -36,7 +36,8 @@ void mailsec_tap_register(void)
 
 void mailsec_tap_init(void)
 {
-    credentials_tap = find_tap_id("credentials");
+    /* the record's layout is ours to mirror only where it was checked */
+    credentials_tap = mailsec_layouts_ok() ? find_tap_id("credentials") : -1;
 }
 
 bool mailsec_tap_listening(void)

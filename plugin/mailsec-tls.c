@@ -23,7 +23,7 @@ static int proto_tls = -1;
 guint mailsec_tls_feed_records(packet_info *pinfo, mailsec_tls_pos *pos, ms_dir dir,
                                mailsec_record_cb cb, void *ctx)
 {
-    if (proto_tls <= 0)
+    if (proto_tls <= 0 || !mailsec_layouts_ok())
         return 0;
     guint fed = 0;
 #if MAILSEC_TLS_KEYED_BY_LAYER

@@ -409,6 +409,15 @@ void mailsec_alerts_add(packet_info *pinfo, proto_tree *tree, tvbuff_t *tvb, con
 typedef void (*mailsec_alert_cb)(void *ctx, const char *abbrev, const char *severity);
 void mailsec_alerts_each(const mailsec_frame *fr, mailsec_alert_cb cb, void *ctx);
 
+/* mailsec-layouts.c: the guard on the two private layouts mailsec mirrors */
+void mailsec_layouts_register(int proto);
+void mailsec_layouts_handoff(void);
+void mailsec_layouts_init(void);
+bool mailsec_layouts_ok(void);
+/* The first pass's first mail frame of the file; the note goes on it. */
+void mailsec_layouts_frame(packet_info *pinfo);
+void mailsec_layouts_note(packet_info *pinfo, proto_item *item);
+
 /* mailsec-stats.c: Statistics → Mail Forensics, tshark -z mailsec,tree */
 void mailsec_stats_register(void);
 

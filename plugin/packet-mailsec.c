@@ -58,6 +58,7 @@ static void mailsec_init(void)
     mailsec_render_init();
     mailsec_alerts_init();
     mailsec_tap_init();
+    mailsec_layouts_init();
 }
 
 static void mailsec_cleanup(void)
@@ -73,6 +74,7 @@ static int dissect_mailsec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
     mailsec_frame *fr = mailsec_session_frame(pinfo);
     if (!fr)
         return 0;
+    mailsec_layouts_frame(pinfo);
     mailsec_tap_frame(pinfo, fr);
     if (PINFO_FD_VISITED(pinfo) && mailsec_export_wanted())
         mailsec_session_replay(pinfo);
@@ -96,6 +98,7 @@ void proto_register_mailsec(void)
     mailsec_tap_register();
     mailsec_hash_register();
     mailsec_export_register(proto_mailsec);
+    mailsec_layouts_register(proto_mailsec);
 
     range_convert_str(wmem_epan_scope(), &mailsec_prefs.smtp_ports, "25,587", 65535);
     range_convert_str(wmem_epan_scope(), &mailsec_prefs.smtps_ports, "465", 65535);
@@ -180,4 +183,5 @@ void proto_reg_handoff_mailsec(void)
     mailsec_heur_handoff();
     mailsec_tls_handoff();
     mailsec_export_handoff();
+    mailsec_layouts_handoff();
 }
