@@ -88,6 +88,14 @@ static int dissect_mailsec(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
 
 /* ---- registration ----------------------------------------------------------- */
 
+/* Every line buffer is bounded: a larger max_line counts as the core's limit,
+ * and the preference says so (the alert's message quotes it). */
+static void apply_prefs(void)
+{
+    if (mailsec_prefs.max_line > MS_MAX_LINE_LIMIT)
+        mailsec_prefs.max_line = (guint)MS_MAX_LINE_LIMIT;
+}
+
 void proto_register_mailsec(void)
 {
     proto_mailsec = proto_register_protocol("Mail Forensics", "MAILSEC", "mailsec");
@@ -108,7 +116,7 @@ void proto_register_mailsec(void)
     range_convert_str(wmem_epan_scope(), &mailsec_prefs.imaps_ports, "993", 65535);
     range_convert_str(wmem_epan_scope(), &mailsec_prefs.starttls_ports, "587", 65535);
 
-    module_t *m = prefs_register_protocol(proto_mailsec, NULL);
+    module_t *m = prefs_register_protocol(proto_mailsec, apply_prefs);
     prefs_register_range_preference(m, "smtp_ports", "SMTP ports",
         "TCP ports of cleartext SMTP with optional STARTTLS (relay and submission)",
         &mailsec_prefs.smtp_ports, 65535);
@@ -130,7 +138,8 @@ void proto_register_mailsec(void)
         "and hand such sessions to the built-in dissector",
         &mailsec_prefs.heuristic);
     prefs_register_uint_preference(m, "max_line", "Longest normal line (bytes)",
-        "Lines longer than this raise a malformed alert", 10, &mailsec_prefs.max_line);
+        "Lines longer than this raise a malformed alert; at most 1048576 (a larger value counts as that)",
+        10, &mailsec_prefs.max_line);
     prefs_register_uint_preference(m, "brute_force_threshold", "Brute-force threshold",
         "Failed logins in one session, or from one client address, that raise a brute-force alert",
         10, &mailsec_prefs.brute_force_threshold);

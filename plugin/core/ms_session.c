@@ -92,6 +92,8 @@ ms_session *ms_session_new(const ms_allocator *a, const ms_session_config *cfg)
     s->cfg = *cfg;
     if (s->cfg.max_line == 0)
         s->cfg.max_line = 4096;
+    if (s->cfg.max_line > MS_MAX_LINE_LIMIT)
+        s->cfg.max_line = MS_MAX_LINE_LIMIT;
     s->proto = cfg->port_proto;
     s->adapter = adapter_of(s->proto);
     s->how = cfg->how;

@@ -87,7 +87,7 @@ typedef struct {
     ms_proto port_proto;  /* what the port (or Decode As) says; UNKNOWN if nothing */
     bool implicit_tls;    /* the port is a TLS-from-the-start port (465, 993, 995) */
     ms_detect how;        /* how the session was claimed */
-    size_t max_line;      /* longest line kept whole (bytes) */
+    size_t max_line;      /* longest line kept whole (bytes); at most MS_MAX_LINE_LIMIT */
     struct ms_registry *registry; /* state across sessions; may be NULL */
     uint8_t client_addr[16];      /* the client's address, the registry's key */
     uint8_t client_addr_len;      /* 0: unknown */
@@ -104,6 +104,9 @@ typedef struct {
     unsigned msg_max_parts;       /* MIME parts examined per message */
     unsigned msg_max_urls;        /* URLs reported per message */
 } ms_session_config;
+
+/* The longest max_line honoured: every line buffer is bounded by it. */
+#define MS_MAX_LINE_LIMIT ((size_t)1 << 20)
 
 ms_session *ms_session_new(const ms_allocator *a, const ms_session_config *cfg);
 void ms_session_free(ms_session *s);

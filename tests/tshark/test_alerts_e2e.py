@@ -94,6 +94,29 @@ def test_line_too_long_follows_the_preference(tshark, long_lines):
     assert frames_with(rows, "mailsec.malformed.line_too_long") == []
 
 
+def test_max_line_is_capped(tshark, tmp_path):
+    """max_line above 1 MiB counts as 1 MiB (README: every line buffer is bounded):
+    a 2 MiB line is too long even with max_line set to 4,000,000,000, and the
+    alert quotes the limit in force."""
+    cap = Capture()
+    c = cap.conversation(25)
+    cap.send(c, "s", b"220 mx.example.org ESMTP\r\n")
+    line = b"EHLO " + b"h" * (2 * 1024 * 1024) + b"\r\n"
+    pieces = cap.send(c, "c", line, cut=[60000] * (len(line) // 60000))
+    cap.send(c, "s", b"500 5.5.2 Line too long\r\n")
+    c.close()
+    path = cap.write(tmp_path / "long.pcap")
+    last = cap.number(pieces[-1])
+    for limit in ("4000000000", "3000000"):
+        rows = table(tshark, path, FIELDS + ["mailsec.alert"], extra=["-o", "mailsec.max_line:%s" % limit])
+        assert frames_with(rows, "mailsec.malformed.line_too_long") == [last], limit
+        msgs = [m for r in rows if num(r) == last for m in r["mailsec.alert"]]
+        assert any("limit 1048576" in m for m in msgs), msgs
+    # under the cap the preference is honoured as it is
+    rows = table(tshark, path, FIELDS, extra=["-o", "mailsec.max_line:3000"])
+    assert frames_with(rows, "mailsec.malformed.line_too_long") == [last]
+
+
 # --- mailsec.malformed.sasl ----------------------------------------------------------
 
 def b64(data):
