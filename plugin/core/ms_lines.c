@@ -5,6 +5,9 @@
 
 #define MS_LINES_MIN_CAP 256
 
+/* What a line is when its buffer could not be allocated: empty, never NULL. */
+static const uint8_t no_bytes[1];
+
 void ms_lines_init(ms_lines *l, const ms_allocator *a, size_t max_line)
 {
     memset(l, 0, sizeof *l);
@@ -94,6 +97,10 @@ static ms_lines_verdict deliver(ms_lines *l, const uint8_t *line, size_t kept, s
         if (kept > full)
             kept = full;
     }
+    if (!line) {
+        line = no_bytes;
+        kept = 0;
+    }
     if (kept < full)
         flags |= MS_LINE_TRUNCATED;
     (void)l;
@@ -114,7 +121,9 @@ ms_lines_verdict ms_lines_flush(ms_lines *l, ms_line_cb cb, void *ctx)
     l->len = 0;
     l->seen = 0;
     l->cr_pending = false;
-    return cb(ctx, l->buf, kept, flags, full);
+    if (!l->buf)
+        kept = 0;
+    return cb(ctx, l->buf ? l->buf : no_bytes, kept, flags | (kept < full ? MS_LINE_TRUNCATED : 0), full);
 }
 
 size_t ms_lines_feed(ms_lines *l, const uint8_t *data, size_t n, ms_line_cb cb, void *ctx)

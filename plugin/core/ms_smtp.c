@@ -394,6 +394,8 @@ static ms_lines_verdict client_line(ms_session *s, const uint8_t *p, size_t n, u
     }
     push_command(s, cmd, p, n);
     st->smuggled = false; /* replies from here on answer this command */
+    if (st->bdat_open && (cmd == SMTP_DATA || cmd == SMTP_MAIL || cmd == SMTP_RSET))
+        bdat_end(s, MS_BODY_UNFINISHED); /* chunks never closed by LAST: that message ends here */
     switch (cmd) {
     case SMTP_STARTTLS:
         return ms_starttls_command(s);
