@@ -178,6 +178,8 @@ static void client_b64(ms_session *s, const uint8_t *b64, size_t len)
         client_message(s, (const uint8_t *)"", 0);
         return;
     }
+    if (s->line_cut)
+        len -= len % 4; /* a line cut at the buffer: decode the whole quanta that are there */
     size_t cap = len / 4 * 3 + 3;
     uint8_t *buf = s->alloc->realloc_fn(s->alloc->ctx, NULL, cap);
     if (!buf)

@@ -756,7 +756,9 @@ static ms_lines_verdict on_line(void *ctx, const uint8_t *p, size_t n, unsigned 
             ms_emit_fact(s, &f);
         }
     }
+    s->line_cut = (flags & MS_LINE_TRUNCATED) != 0;
     ms_lines_verdict v = s->adapter ? s->adapter->line(s, dir, p, n, flags) : MS_LINES_CONTINUE;
+    s->line_cut = false;
     s->span.valid = false;
     return v;
 }

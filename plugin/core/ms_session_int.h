@@ -213,6 +213,7 @@ struct ms_session {
     const ms_feed_ctx *ctx;
     ms_dir dir;
     ms_span span;           /* the line being handled */
+    bool line_cut;          /* ... was longer than the line buffer: only its beginning is there */
 };
 
 /* Report a fact of the line being handled (its span is filled in). */
