@@ -153,6 +153,23 @@ class Conn:
             self.seq[who] += len(piece)
         return frames
 
+    def greet(self, ehlo=b"client.example", caps=b"250 mx.example.net\r\n"):
+        """The server's greeting, the client's EHLO and the server's answer."""
+        self.send("s", b"220 mx.example.net ESMTP\r\n")
+        self.send("c", b"EHLO " + ehlo + b"\r\n")
+        self.send("s", caps)
+        return self
+
+    def envelope(self, rcpt=b"bob@example.org"):
+        """MAIL FROM, RCPT TO and DATA, each accepted; returns DATA's frames."""
+        self.send("c", b"MAIL FROM:<alice@example.org>\r\n")
+        self.send("s", b"250 2.1.0 Ok\r\n")
+        self.send("c", b"RCPT TO:<" + rcpt + b">\r\n")
+        self.send("s", b"250 2.1.5 Ok\r\n")
+        frames = self.send("c", b"DATA\r\n")
+        self.send("s", b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        return frames
+
     def send_stream(self, who, chunks):
         """Send an iterable of byte strings as one stream cut into SEGMENT-byte
         segments (the chunks' own boundaries do not matter). Returns (frames, bytes);
@@ -189,9 +206,7 @@ def _plain(authzid, user, password):
 def vrfy_flood(w, n):
     """One SMTP session of n VRFY probes, each answered 252 (cannot verify)."""
     c = Conn(w, ("10.20.0.1", 41000), ("10.20.0.2", 25)).handshake()
-    c.send("s", b"220 mx.example.net ESMTP\r\n")
-    c.send("c", b"EHLO probe.example\r\n")
-    c.send("s", b"250-mx.example.net\r\n250 8BITMIME\r\n")
+    c.greet(b"probe.example", b"250-mx.example.net\r\n250 8BITMIME\r\n")
     first = None
     for i in range(n):
         f = c.send("c", b"VRFY user%07d\r\n" % i)[0]
@@ -221,9 +236,7 @@ def auth_line_huge(w, line_bytes):
         password = _huge_password(cred_len - 2 - len(user))
         b64 = _plain(b"", user, password)
         c = Conn(w, ("10.21.0.%d" % (k + 1), 41000 + k), ("10.21.1.1", 25)).handshake()
-        c.send("s", b"220 mx.example.net ESMTP\r\n")
-        c.send("c", b"EHLO client.example\r\n")
-        c.send("s", b"250-mx.example.net\r\n250 AUTH PLAIN LOGIN\r\n")
+        c.greet(caps=b"250-mx.example.net\r\n250 AUTH PLAIN LOGIN\r\n")
         if initial:
             line = b"AUTH PLAIN " + b64 + b"\r\n"
             frames = c.send("c", line)
@@ -317,9 +330,7 @@ def many_sessions(w, n):
     for k in range(n):
         client = "10.%d.%d.%d" % (64 + k // 65536, (k // 256) % 256, k % 256)
         c = Conn(w, (client, 40000 + k % 20000), ("10.63.0.1", 25)).handshake()
-        c.send("s", b"220 mx.example.net ESMTP\r\n")
-        c.send("c", b"EHLO c%d.example\r\n" % k)
-        c.send("s", b"250-mx.example.net\r\n250 AUTH PLAIN\r\n")
+        c.greet(b"c%d.example" % k, b"250-mx.example.net\r\n250 AUTH PLAIN\r\n")
         c.send("c", b"AUTH PLAIN " + _plain(b"", b"user%06d" % k, b"pass%06d" % k) + b"\r\n")
         c.send("s", b"235 2.7.0 Authentication successful\r\n")
         c.send("c", b"QUIT\r\n")
@@ -331,15 +342,8 @@ def many_sessions(w, n):
 def data_endless(w, size):
     """One SMTP DATA body of about size bytes with no end: the capture stops in it."""
     c = Conn(w, ("10.24.0.1", 44000), ("10.24.0.2", 25)).handshake()
-    c.send("s", b"220 mx.example.net ESMTP\r\n")
-    c.send("c", b"EHLO client.example\r\n")
-    c.send("s", b"250 mx.example.net\r\n")
-    c.send("c", b"MAIL FROM:<alice@example.org>\r\n")
-    c.send("s", b"250 2.1.0 Ok\r\n")
-    c.send("c", b"RCPT TO:<bob@example.net>\r\n")
-    c.send("s", b"250 2.1.5 Ok\r\n")
-    data = c.send("c", b"DATA\r\n")[0]
-    c.send("s", b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    c.greet()
+    data = c.envelope(b"bob@example.net")[0]
     head = (b"From: Alice <alice@example.org>\r\nTo: Bob <bob@example.net>\r\n"
             b"Subject: endless\r\nMessage-ID: <endless@example.org>\r\n\r\n")
 
@@ -434,18 +438,11 @@ def _smtp_messages(w, client, messages):
     """One SMTP session sending each message (bytes as meant, CR LF lines, no
     line starting with a dot) with DATA; returns per message its end frame."""
     c = Conn(w, client, ("10.26.255.1", 25)).handshake()
-    c.send("s", b"220 mx.example.net ESMTP\r\n")
-    c.send("c", b"EHLO client.example\r\n")
-    c.send("s", b"250 mx.example.net\r\n")
+    c.greet()
     out = []
     for msg in messages:
         assert b"\n." not in msg and not msg.startswith(b".") and msg.endswith(b"\r\n")
-        c.send("c", b"MAIL FROM:<alice@example.org>\r\n")
-        c.send("s", b"250 2.1.0 Ok\r\n")
-        c.send("c", b"RCPT TO:<bob@example.org>\r\n")
-        c.send("s", b"250 2.1.5 Ok\r\n")
-        c.send("c", b"DATA\r\n")
-        c.send("s", b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        c.envelope()
         frames = c.send("c", msg + b".\r\n")
         reply = c.send("s", b"250 2.0.0 Ok: queued\r\n")[0]
         out.append({"size": len(msg), "sha256": hashlib.sha256(msg).hexdigest(),
@@ -481,15 +478,8 @@ def mime_deep(w, n):
     # Session 2: a message of PIPELINED_PARTS parts whose last segment also
     # carries a pipelined AUTH PLAIN (carol), answered 250 then 235.
     c = Conn(w, ("10.26.0.2", 46001), ("10.26.255.1", 25)).handshake()
-    c.send("s", b"220 mx.example.net ESMTP\r\n")
-    c.send("c", b"EHLO client.example\r\n")
-    c.send("s", b"250-mx.example.net\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n")
-    c.send("c", b"MAIL FROM:<alice@example.org>\r\n")
-    c.send("s", b"250 2.1.0 Ok\r\n")
-    c.send("c", b"RCPT TO:<bob@example.org>\r\n")
-    c.send("s", b"250 2.1.5 Ok\r\n")
-    c.send("c", b"DATA\r\n")
-    c.send("s", b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    c.greet(caps=b"250-mx.example.net\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n")
+    c.envelope()
     parts = [head % b"pipelined", b'Content-Type: multipart/mixed; boundary="p"\r\n\r\n']
     parts += [b"--p\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i for i in range(PIPELINED_PARTS)]
     parts.append(b"--p--\r\n")
