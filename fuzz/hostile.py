@@ -216,8 +216,9 @@ def vrfy_flood(w, n):
     c.send("c", b"QUIT\r\n")
     c.send("s", b"221 2.0.0 Bye\r\n")
     c.close()
-    # probe i is frame first + 2i, its reply the frame after it
-    return {"probes": n, "first_probe_frame": first, "frame_step": 2}
+    # probe i is frame first + 2i, its reply the frame after it; before the
+    # probes the server sent two replies (greeting, EHLO)
+    return {"probes": n, "first_probe_frame": first, "frame_step": 2, "replies_before": 2}
 
 
 def _huge_password(size):

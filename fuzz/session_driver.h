@@ -18,7 +18,7 @@
  *      (only with MS_FUZZ_OOM=1 in the environment)
  *   h4 seed of the segment splits and of the initial sequence numbers
  *   h5 bit 0 no body sink, bit 1 no content sink, bit 2 no fact sink,
- *      bit 3 a registry of one key
+ *      bit 3 a registry of one key, bits 4-7 max_records (0: no cap)
  * Operations, until the input ends: one byte, low 4 bits the code, bit 4 the
  * direction (0 client to server, 1 server to client), bit 5 "this frame
  * acknowledges the peer's bytes first", bits 6-7 how finely to split (0: one
@@ -114,6 +114,7 @@ struct sd_state {
     uint64_t span_end[2];
     tracker body, content;
     unsigned facts_seen;
+    uint64_t capped_seen;   /* kinds a RECORD_LIMIT named */
     sd_bytes_hook hook;     /* a target's own look at every chunk fed */
 };
 
@@ -207,6 +208,14 @@ static void fact_sink(void *ctx, const ms_fact *f)
     case MS_FACT_DELETED:
         fz_touch_str(u->deleted.how);
         break;
+    case MS_FACT_RECORD_LIMIT: {
+        FZ_CHECK(st->cfg.max_records && u->record_limit.limit == st->cfg.max_records, "session: RECORD_LIMIT limit");
+        FZ_CHECK((unsigned)u->record_limit.what < 64, "session: RECORD_LIMIT kind");
+        uint64_t bit = (uint64_t)1 << u->record_limit.what;
+        FZ_CHECK(!(st->capped_seen & bit), "session: RECORD_LIMIT twice for one kind");
+        st->capped_seen |= bit;
+        break;
+    }
     case MS_FACT_TLS_POSTURE:
         if (u->tls_posture.has_sni) {
             FZ_CHECK(u->tls_posture.sni_len <= 255, "session: SNI length");
@@ -481,6 +490,7 @@ static void queries(sd_state *st)
 
 static bool session_start(sd_state *st)
 {
+    st->capped_seen = 0;
     st->s = ms_session_new(&st->alloc, &st->cfg);
     if (!st->s)
         return false;
@@ -538,6 +548,7 @@ static void sd_run(const uint8_t *data_in, size_t size, ms_proto force_proto, sd
     cfg->how = (h[0] & 8) ? MS_DETECT_HEURISTIC : MS_DETECT_PORT;
     cfg->starttls_expected = h[0] & 16;
     cfg->max_line = (size_t)h[1] * 16;
+    cfg->max_records = h[5] >> 4;
     if (h[2]) {
         cfg->msg_max_header = (size_t)(h[2] & 15) * 32;
         cfg->msg_max_depth = (h[2] >> 4) & 3;

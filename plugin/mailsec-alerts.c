@@ -55,6 +55,7 @@ typedef enum {
     A_NO_ENVELOPE,
     A_BDAT_MISMATCH,
     A_SCAN_LIMIT,
+    A_RECORD_LIMIT,
     A_COUNT
 } alert_id;
 
@@ -138,6 +139,8 @@ static const alert_def alert_defs[A_COUNT] = {
         "BDAT size does not match the data sent" },
     [A_SCAN_LIMIT] = { "mailsec.msg.scan_limit", PI_PROTOCOL, PI_NOTE,
         "Message scanning stopped at a limit: MIME nesting or parts" },
+    [A_RECORD_LIMIT] = { "mailsec.session.record_limit", PI_UNDECODED, PI_WARN,
+        "Session record limit: later records of this kind are counted but not shown" },
 };
 
 static expert_field ei[A_COUNT];
@@ -585,6 +588,13 @@ static void msg_limit(alert_msg *m, const alert_def *d _U_, const mailsec_fact *
         f->core.msg_limit.message, f->u.mail.text ? f->u.mail.text : "?");
 }
 
+static void msg_record_limit(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Session record limit: only the first %u %s of this session are shown; later ones are counted "
+        "but not kept (preference mailsec.max_records)", f->core.record_limit.limit,
+        mailsec_record_kind_name(f->core.record_limit.what));
+}
+
 typedef struct {
     ms_fact_kind fact;
     bool (*when)(const mailsec_fact *f);   /* NULL: always */
@@ -632,6 +642,7 @@ static const alert_rule rules[] = {
     { MS_FACT_NO_ENVELOPE, NULL, A_NO_ENVELOPE, msg_no_envelope, false },
     { MS_FACT_BDAT_MISMATCH, NULL, A_BDAT_MISMATCH, msg_bdat, false },
     { MS_FACT_MSG_LIMIT, structural_limit, A_SCAN_LIMIT, msg_limit, false },
+    { MS_FACT_RECORD_LIMIT, NULL, A_RECORD_LIMIT, msg_record_limit, false },
 };
 
 static int expert_tap = -1;

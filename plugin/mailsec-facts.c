@@ -282,6 +282,7 @@ static const mailsec_fact_def fact_defs[MS_FACT_KIND_END] = {
     [MS_FACT_STARTTLS_BUFFERED] = { "starttls-buffered", MAILSEC_GROUP_NONE, NULL, NULL },
     [MS_FACT_CAPABILITY_STRIPPED] = { "capability-stripped", MAILSEC_GROUP_NONE, NULL, NULL },
     [MS_FACT_STARTTLS_CONFIRMED] = { "starttls-confirmed", MAILSEC_GROUP_STARTTLS, NULL, render_tls_began },
+    [MS_FACT_RECORD_LIMIT] = { "record-limit", MAILSEC_GROUP_MAIL, NULL, mailsec_render_record_limit },
 };
 
 const mailsec_fact_def *mailsec_fact_def_of(ms_fact_kind kind)
@@ -326,6 +327,7 @@ static size_t payload_size(ms_fact_kind kind)
         [MS_FACT_LOGIN_BEFORE_TLS] = sizeof(ms_fact_count),
         [MS_FACT_STARTTLS_BUFFERED] = sizeof(ms_fact_buffered),
         [MS_FACT_CAPABILITY_STRIPPED] = sizeof(ms_fact_cap_stripped),
+        [MS_FACT_RECORD_LIMIT] = sizeof(ms_fact_record_limit),
     };
     return (unsigned)kind < MS_FACT_KIND_END ? sizes[kind] : 0;
 }

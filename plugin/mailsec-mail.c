@@ -50,6 +50,7 @@ static int hf_attachment_sha256 = -1;
 static int hf_attachment_truncated = -1;
 static int hf_url = -1;
 static int hf_msg_limit = -1;
+static int hf_record_limit = -1;
 static int hf_deleted = -1;
 static int hf_deleted_now = -1;
 static int hf_expunged = -1;
@@ -186,6 +187,26 @@ const char *mailsec_probe_verdict_name(ms_probe_verdict v)
 const char *mailsec_probe_command_name(ms_probe_cmd c)
 {
     return c == MS_PROBE_VRFY ? "VRFY" : c == MS_PROBE_EXPN ? "EXPN" : "RCPT";
+}
+
+const char *mailsec_record_kind_name(ms_fact_kind what)
+{
+    switch (what) {
+    case MS_FACT_AUTH_START: return "logins";
+    case MS_FACT_PROBE: return "probes";
+    case MS_FACT_LINE_TOO_LONG: return "overlong lines";
+    case MS_FACT_STREAM_GAP: return "gaps";
+    case MS_FACT_REPLY: return "replies";
+    case MS_FACT_HELO: return "HELO names";
+    case MS_FACT_ENVELOPE: return "envelope addresses";
+    case MS_FACT_NO_ENVELOPE: return "messages without envelope";
+    case MS_FACT_BDAT_MISMATCH: return "BDAT size mismatches";
+    case MS_FACT_MSG_HEADER: return "headers";
+    case MS_FACT_MSG_URL: return "URLs";
+    case MS_FACT_IMAP_ALERT: return "IMAP alerts";
+    case MS_FACT_DELETED: return "deletions";
+    default: return "records";
+    }
 }
 
 const char *mailsec_body_source_name(unsigned source)
@@ -581,6 +602,14 @@ void mailsec_render_msg_limit(mailsec_render_ctx *rc, const mailsec_fact *f)
     mailsec_add_text(rc->tree, hf_msg_limit, rc->tvb, AT(f), f->u.mail.text ? f->u.mail.text : "", false);
 }
 
+void mailsec_render_record_limit(mailsec_render_ctx *rc, const mailsec_fact *f)
+{
+    proto_item *it = proto_tree_add_string(rc->tree, hf_record_limit, rc->tvb, AT(f),
+                                           mailsec_record_kind_name(f->core.record_limit.what));
+    proto_item_append_text(it, " (first %u kept)", f->core.record_limit.limit);
+    proto_item_set_generated(it);
+}
+
 void mailsec_render_msg_end(mailsec_render_ctx *rc, const mailsec_fact *f)
 {
     const ms_fact_msg_end *e = &f->core.msg_end;
@@ -729,6 +758,9 @@ void mailsec_mail_register(int proto)
             "A URL in a text part (capped per message)", HFILL } },
         { &hf_msg_limit, { "Scanning limit", "mailsec.msg.limit", FT_STRING, BASE_NONE, NULL, 0x0,
             "The message scanner stopped following the message here: depth, parts, urls or header", HFILL } },
+        { &hf_record_limit, { "Records capped", "mailsec.session.records_capped", FT_STRING, BASE_NONE, NULL, 0x0,
+            "This session reached the max_records preference for these records: later ones are counted, "
+            "not shown", HFILL } },
         { &hf_deleted, { "Messages deleted", "mailsec.msg.deleted", FT_UINT32, BASE_DEC, NULL, 0x0,
             "Messages marked deleted so far in the session (POP3 DELE, IMAP \\Deleted, MOVE to a trash folder)",
             HFILL } },

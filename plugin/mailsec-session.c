@@ -282,6 +282,7 @@ static bool adopt(mailsec_conv *mc, conversation_t *conv, packet_info *pinfo, ms
     cfg.msg_max_depth = mailsec_prefs.msg_max_depth;
     cfg.msg_max_parts = mailsec_prefs.msg_max_parts;
     cfg.msg_max_urls = mailsec_prefs.msg_max_urls;
+    cfg.max_records = mailsec_prefs.max_records;
 
     port_class dst = classify_port(pinfo->destport);
     port_class src = classify_port(pinfo->srcport);

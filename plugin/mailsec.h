@@ -55,6 +55,7 @@ typedef struct {
     guint msg_max_depth;
     guint msg_max_parts;
     guint msg_max_urls;
+    guint max_records;         /* records of one kind kept per session (0: no cap) */
     guint export_max_mb;       /* longest message exported whole (MB) */
     mailsec_pref_bool pop3_imf; /* hand POP3 RETR/TOP messages to the IMF dissector */
 } mailsec_prefs_t;
@@ -368,6 +369,9 @@ void mailsec_render_msg_limit(mailsec_render_ctx *rc, const mailsec_fact *f);
 void mailsec_render_msg_end(mailsec_render_ctx *rc, const mailsec_fact *f);
 void mailsec_render_deleted(mailsec_render_ctx *rc, const mailsec_fact *f);
 void mailsec_render_smuggling(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_record_limit(mailsec_render_ctx *rc, const mailsec_fact *f);
+/* What a session's record cap stopped keeping ("logins", "probes" ...). */
+const char *mailsec_record_kind_name(ms_fact_kind what);
 /* The domain an address belongs to, for comparing senders: the part after
  * the last '@', lower case, cut to its last two labels (three under a short
  * second-level label: co.uk). NULL when there is none. */

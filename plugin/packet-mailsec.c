@@ -35,6 +35,7 @@ mailsec_prefs_t mailsec_prefs = {
     .enum_threshold = 3, .mass_rcpt_threshold = 50, .mass_msg_threshold = 20,
     .dangerous_extensions = MAILSEC_DANGEROUS_DEFAULT,
     .msg_max_header = 1024, .msg_max_depth = 32, .msg_max_parts = 256, .msg_max_urls = 64,
+    .max_records = 10000,
     .export_max_mb = 50, .pop3_imf = TRUE,
 };
 
@@ -165,6 +166,10 @@ void proto_register_mailsec(void)
         &mailsec_prefs.msg_max_parts);
     prefs_register_uint_preference(m, "msg_max_urls", "URLs reported per message",
         "More are not reported (mailsec.msg.limit)", 10, &mailsec_prefs.msg_max_urls);
+    prefs_register_uint_preference(m, "max_records", "Records of one kind kept per session",
+        "Logins, probes, replies, envelope addresses, headers ... of one session past this many are counted "
+        "(verdicts and thresholds go on) but not shown (mailsec.session.record_limit); 0: no cap",
+        10, &mailsec_prefs.max_records);
     prefs_register_uint_preference(m, "export_max_mb", "Longest message exported whole (MB)",
         "Export Objects writes the first this many megabytes of a longer message, named -truncated",
         10, &mailsec_prefs.export_max_mb);

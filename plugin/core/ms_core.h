@@ -129,6 +129,7 @@ typedef enum {
     MS_FACT_STARTTLS_BUFFERED, /* .buffered: client bytes sent in clear after STARTTLS, before its reply, then TLS */
     MS_FACT_CAPABILITY_STRIPPED, /* .cap_stripped: a cleartext capability list without STARTTLS where it was due */
     MS_FACT_STARTTLS_CONFIRMED, /* no payload: after STARTTLS, the first TLS record: TLS really began */
+    MS_FACT_RECORD_LIMIT,      /* .record_limit: records of one kind past the session's cap are no longer emitted */
     MS_FACT_KIND_END           /* one past the last kind */
 } ms_fact_kind;
 
@@ -317,6 +318,11 @@ typedef struct {
     bool expected;          /* the server port is one where STARTTLS is expected */
 } ms_fact_cap_stripped;
 
+/* The session's cap on records of one kind was reached: from here on such
+ * facts are counted (verdicts, thresholds and counts go on) but not emitted.
+ * what: the kind (logins count as MS_FACT_AUTH_START, probes as MS_FACT_PROBE). */
+typedef struct { ms_fact_kind what; uint32_t limit; } ms_fact_record_limit;
+
 /* One payload per kind, named after it. */
 typedef union {
     ms_fact_proto proto;
@@ -349,6 +355,7 @@ typedef union {
     ms_fact_count count;
     ms_fact_buffered buffered;
     ms_fact_cap_stripped cap_stripped;
+    ms_fact_record_limit record_limit;
 } ms_fact_payload;
 
 typedef struct {

@@ -157,11 +157,64 @@ ms_transport ms_session_frame_transport(const ms_session *s, uint32_t frame)
     return s->transport;
 }
 
+/* Which record a fact belongs to, for the per-session cap: its kind (a
+ * login's facts all count as its AUTH_START) and its number within that kind.
+ * 0: a fact that is not capped (one-off session facts, messages). */
+static uint32_t record_number(ms_session *s, const ms_fact *f, ms_fact_kind *what)
+{
+    *what = f->kind;
+    switch (f->kind) {
+    case MS_FACT_AUTH_START:
+        *what = MS_FACT_AUTH_START;
+        return f->u.auth_start.attempt;
+    case MS_FACT_AUTH_REQUEST:
+        *what = MS_FACT_AUTH_START;
+        return f->u.auth_request.attempt;
+    case MS_FACT_AUTH_RESULT:
+        *what = MS_FACT_AUTH_START;
+        return f->u.auth_result.attempt;
+    case MS_FACT_AUTH_MALFORMED:
+        *what = MS_FACT_AUTH_START;
+        return s->auth.attempt;
+    case MS_FACT_PROBE:
+        /* a request and its verdict are one record */
+        return f->u.probe.verdict == MS_PROBE_PENDING ? ++s->probe_requests : f->u.probe.count;
+    case MS_FACT_LINE_TOO_LONG:
+    case MS_FACT_STREAM_GAP:
+    case MS_FACT_REPLY:
+    case MS_FACT_HELO:
+    case MS_FACT_ENVELOPE:
+    case MS_FACT_NO_ENVELOPE:
+    case MS_FACT_BDAT_MISMATCH:
+    case MS_FACT_MSG_HEADER:
+    case MS_FACT_MSG_URL:
+    case MS_FACT_IMAP_ALERT:
+    case MS_FACT_DELETED:
+        return ++s->records[f->kind];
+    default:
+        return 0;
+    }
+}
+
+_Static_assert(MS_FACT_KIND_END <= 64, "records_capped has one bit per kind");
+
 void ms_emit_fact(ms_session *s, ms_fact *f)
 {
     if (!s->ctx || !s->ctx->sink)
         return;
     f->span = s->span;
+    ms_fact_kind what;
+    uint32_t n = record_number(s, f, &what);
+    if (s->cfg.max_records && n > s->cfg.max_records) {
+        uint64_t bit = (uint64_t)1 << ((unsigned)what & 63u);
+        if (s->records_capped & bit)
+            return;
+        s->records_capped |= bit;
+        ms_fact cap = { .kind = MS_FACT_RECORD_LIMIT, .span = s->span,
+                        .u.record_limit = { what, s->cfg.max_records } };
+        s->ctx->sink(s->ctx->sink_ctx, &cap);
+        return;
+    }
     s->ctx->sink(s->ctx->sink_ctx, f);
 }
 

@@ -103,6 +103,10 @@ typedef struct {
     unsigned msg_max_depth;       /* MIME nesting followed */
     unsigned msg_max_parts;       /* MIME parts examined per message */
     unsigned msg_max_urls;        /* URLs reported per message */
+    /* records of one kind emitted per session (logins, probes, replies,
+     * envelope addresses, headers ...); past it they are counted, not
+     * emitted, and MS_FACT_RECORD_LIMIT says so once per kind. 0: no cap */
+    uint32_t max_records;
 } ms_session_config;
 
 /* The longest max_line honoured: every line buffer is bounded by it. */

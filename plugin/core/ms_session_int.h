@@ -209,6 +209,11 @@ struct ms_session {
     unsigned messages;      /* messages complete or ended, all sources: mailsec.msg.count */
     struct ms_msgscan *scan[2]; /* the message being read, per direction */
 
+    /* records emitted per kind, against cfg.max_records (ms_emit_fact) */
+    uint32_t records[MS_FACT_KIND_END];
+    uint32_t probe_requests;
+    uint64_t records_capped; /* kinds whose cap was reported, one bit each */
+
     /* valid while a feed call runs */
     const ms_feed_ctx *ctx;
     ms_dir dir;

@@ -167,6 +167,10 @@ static void sink(void *ctx, const ms_fact *fact)
         r->count = fact->u.reply.has_request;
         r->size = (uint64_t)fact->u.reply.delay.secs * 1000000000u + (uint64_t)fact->u.reply.delay.nsecs;
         break;
+    case MS_FACT_RECORD_LIMIT:
+        r->ival = fact->u.record_limit.what;
+        r->count = fact->u.record_limit.limit;
+        break;
     case MS_FACT_PROBE:
         r->ival = fact->u.probe.command;
         r->ival2 = fact->u.probe.verdict;
@@ -392,11 +396,19 @@ static fixture *start_cfg(const ms_session_config *cfg)
     return fx;
 }
 
-static fixture *start(ms_proto port_proto, bool implicit_tls, ms_detect how, size_t max_line)
+/* The configuration of a session claimed by its port, every limit the core's default. */
+static ms_session_config port_cfg(ms_proto port_proto)
 {
     ms_session_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.port_proto = port_proto;
+    cfg.how = MS_DETECT_PORT;
+    return cfg;
+}
+
+static fixture *start(ms_proto port_proto, bool implicit_tls, ms_detect how, size_t max_line)
+{
+    ms_session_config cfg = port_cfg(port_proto);
     cfg.implicit_tls = implicit_tls;
     cfg.how = how;
     cfg.max_line = max_line;

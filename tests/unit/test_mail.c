@@ -522,10 +522,76 @@ static void test_plain_user_in_authzid_and_vendor_mechanism(void **state)
     finish(fx);
 }
 
+/* A session's records of one kind past cfg.max_records are counted, not
+ * emitted; RECORD_LIMIT says so once per kind, on the first one dropped. A
+ * login's facts and a probe's request and verdict go together. */
+static void smtp_capped_session(fixture *fx)
+{
+    seg(fx, S2C, 1, "220 mx ESMTP\r\n");
+    seg(fx, C2S, 2, "EHLO scanner\r\n");
+    seg(fx, S2C, 3, "250-mx\r\n250 AUTH PLAIN\r\n");
+    seg(fx, C2S, 4, "VRFY alice\r\n");
+    seg(fx, S2C, 5, "252 2.0.0 alice\r\n");
+    seg(fx, C2S, 6, "VRFY bob\r\n");
+    seg(fx, S2C, 7, "252 2.0.0 bob\r\n");
+    seg(fx, C2S, 8, "VRFY carol\r\n");
+    seg(fx, S2C, 9, "252 2.0.0 carol\r\n");
+    uint32_t frame = 10;
+    for (int i = 0; i < 4; i++) {
+        seg(fx, C2S, frame++, "AUTH PLAIN AGFsaWNlAFdvbmRlcmxhbmQtNDI=\r\n"); /* \0alice\0Wonderland-42 */
+        seg(fx, S2C, frame++, "535 5.7.8 Authentication failed\r\n");
+    }
+    end_at(fx, frame);
+}
+
+static void test_record_cap(void **state)
+{
+    (void)state;
+    ms_session_config cfg = port_cfg(MS_PROTO_SMTP);
+    cfg.max_records = 2;
+    fixture *fx = start_cfg(&cfg);
+    fx->all = true;
+    smtp_capped_session(fx);
+    /* replies: the greeting and the EHLO reply; the third (frame 5) is capped */
+    assert_int_equal(count_kind(fx, MS_FACT_REPLY), 2);
+    assert_int_equal(nth(fx, MS_FACT_REPLY, 1)->frame, 3u);
+    /* probes: alice and bob, request and verdict each; carol's request is capped */
+    assert_int_equal(count_kind(fx, MS_FACT_PROBE), 4);
+    data_is(nth(fx, MS_FACT_PROBE, 3)->data, nth(fx, MS_FACT_PROBE, 3)->len, "bob");
+    /* logins: the first two, each whole; the third (frame 14) and fourth are capped */
+    assert_int_equal(count_kind(fx, MS_FACT_AUTH_START), 2);
+    assert_int_equal(count_kind(fx, MS_FACT_AUTH_REQUEST), 2);
+    assert_int_equal(count_kind(fx, MS_FACT_AUTH_RESULT), 2);
+    assert_int_equal(nth(fx, MS_FACT_AUTH_RESULT, 1)->ival, 2);
+    /* said once per kind, where the first record was dropped */
+    assert_int_equal(count_kind(fx, MS_FACT_RECORD_LIMIT), 3);
+    const int want[][2] = { { MS_FACT_REPLY, 5 }, { MS_FACT_PROBE, 8 }, { MS_FACT_AUTH_START, 14 } };
+    for (size_t i = 0; i < 3; i++) {
+        const rec_fact *r = nth(fx, MS_FACT_RECORD_LIMIT, i);
+        assert_int_equal(r->ival, want[i][0]);
+        assert_int_equal(r->frame, (uint32_t)want[i][1]);
+        assert_int_equal(r->count, 2);
+    }
+    finish(fx);
+
+    /* 0: no cap, everything comes out */
+    cfg.max_records = 0;
+    fx = start_cfg(&cfg);
+    fx->all = true;
+    smtp_capped_session(fx);
+    assert_int_equal(count_kind(fx, MS_FACT_RECORD_LIMIT), 0);
+    assert_int_equal(count_kind(fx, MS_FACT_REPLY), 2 + 3 + 4);
+    assert_int_equal(count_kind(fx, MS_FACT_PROBE), 6);
+    assert_int_equal(count_kind(fx, MS_FACT_AUTH_RESULT), 4);
+    assert_int_equal(nth(fx, MS_FACT_AUTH_RESULT, 3)->count, 4u); /* the session's failures */
+    finish(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_smtp_replies_answer_their_commands),
+        cmocka_unit_test(test_record_cap),
         cmocka_unit_test(test_smtp_early_command_keeps_pairing),
         cmocka_unit_test(test_smtp_vrfy_expn_probes),
         cmocka_unit_test(test_smtp_rcpt_probe_only_for_unknown_users),

@@ -294,10 +294,7 @@ static void test_response_injected_after_ok(void **state)
 /* One server, two sessions: the first offers STARTTLS, the second does not. */
 static fixture *server_session(ms_registry *reg, uint32_t id, uint16_t port, bool expected)
 {
-    ms_session_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.port_proto = MS_PROTO_SMTP;
-    cfg.how = MS_DETECT_PORT;
+    ms_session_config cfg = port_cfg(MS_PROTO_SMTP);
     cfg.registry = reg;
     const uint8_t server[4] = { 192, 0, 2, 25 };
     memcpy(cfg.server_addr, server, 4);
@@ -367,10 +364,7 @@ static void test_capability_stripped(void **state)
 static void test_capability_lists_after_login(void **state)
 {
     (void)state;
-    ms_session_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.port_proto = MS_PROTO_IMAP;
-    cfg.how = MS_DETECT_PORT;
+    ms_session_config cfg = port_cfg(MS_PROTO_IMAP);
     cfg.starttls_expected = true;
     fixture *fx = start_cfg(&cfg);
     fx->all = true;
