@@ -18,7 +18,8 @@
  *           7   a far jump: segment at base + s32, u16 length
  * Checks, whatever the mode: held pieces stay within the hold bounds; the
  * bytes delivered plus those reported lost plus those still owed equal how far
- * the stream moved (delivered position == next - lost, modulo 2^32).
+ * the stream moved (delivered position == next - lost, modulo 2^32). In
+ * consistent mode no overlap may be taken for a conflict.
  */
 #include "fuzz_common.h"
 #include "ms_seq.h"
@@ -162,6 +163,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         check(&s, &c);
         FZ_CHECK(ms_seq_waiting(&s) == (s.held != NULL), "seq: waiting");
+        uint64_t conflict;
+        if (ms_seq_take_conflict(&s, &conflict))
+            FZ_CHECK(!c.consistent, "seq: a conflict where every copy carries the same bytes");
     }
     ms_seq_flush(&s, deliver, &c);
     check(&s, &c);

@@ -56,6 +56,7 @@ typedef enum {
     A_BDAT_MISMATCH,
     A_SCAN_LIMIT,
     A_RECORD_LIMIT,
+    A_OVERLAP_CONFLICT,
     A_COUNT
 } alert_id;
 
@@ -141,6 +142,8 @@ static const alert_def alert_defs[A_COUNT] = {
         "Message scanning stopped at a limit: MIME nesting or parts" },
     [A_RECORD_LIMIT] = { "mailsec.session.record_limit", PI_UNDECODED, PI_WARN,
         "Session record limit: later records of this kind are counted but not shown" },
+    [A_OVERLAP_CONFLICT] = { "mailsec.sequence.overlap_conflict", PI_SECURITY, PI_WARN,
+        "TCP data sent again with other bytes: the stream says different things to different observers" },
 };
 
 static expert_field ei[A_COUNT];
@@ -595,6 +598,14 @@ static void msg_record_limit(alert_msg *m, const alert_def *d _U_, const mailsec
         mailsec_record_kind_name(f->core.record_limit.what));
 }
 
+static void msg_conflict(alert_msg *m, const alert_def *d _U_, const mailsec_fact *f)
+{
+    say(m, "Conflicting %s data: %" PRIu64 " bytes sent again with other content than their first copy "
+        "(retransmission or overlapping segment); mailsec analysed the first copy, the receiver may have "
+        "taken the other (IDS evasion)", f->core.conflict.dir == MS_DIR_C2S ? "client" : "server",
+        f->core.conflict.bytes);
+}
+
 typedef struct {
     ms_fact_kind fact;
     bool (*when)(const mailsec_fact *f);   /* NULL: always */
@@ -643,6 +654,7 @@ static const alert_rule rules[] = {
     { MS_FACT_BDAT_MISMATCH, NULL, A_BDAT_MISMATCH, msg_bdat, false },
     { MS_FACT_MSG_LIMIT, structural_limit, A_SCAN_LIMIT, msg_limit, false },
     { MS_FACT_RECORD_LIMIT, NULL, A_RECORD_LIMIT, msg_record_limit, false },
+    { MS_FACT_OVERLAP_CONFLICT, NULL, A_OVERLAP_CONFLICT, msg_conflict, false },
 };
 
 static int expert_tap = -1;

@@ -283,6 +283,7 @@ static const mailsec_fact_def fact_defs[MS_FACT_KIND_END] = {
     [MS_FACT_CAPABILITY_STRIPPED] = { "capability-stripped", MAILSEC_GROUP_NONE, NULL, NULL },
     [MS_FACT_STARTTLS_CONFIRMED] = { "starttls-confirmed", MAILSEC_GROUP_STARTTLS, NULL, render_tls_began },
     [MS_FACT_RECORD_LIMIT] = { "record-limit", MAILSEC_GROUP_MAIL, NULL, mailsec_render_record_limit },
+    [MS_FACT_OVERLAP_CONFLICT] = { "overlap-conflict", MAILSEC_GROUP_MAIL, NULL, mailsec_render_conflict },
 };
 
 const mailsec_fact_def *mailsec_fact_def_of(ms_fact_kind kind)
@@ -328,6 +329,7 @@ static size_t payload_size(ms_fact_kind kind)
         [MS_FACT_STARTTLS_BUFFERED] = sizeof(ms_fact_buffered),
         [MS_FACT_CAPABILITY_STRIPPED] = sizeof(ms_fact_cap_stripped),
         [MS_FACT_RECORD_LIMIT] = sizeof(ms_fact_record_limit),
+        [MS_FACT_OVERLAP_CONFLICT] = sizeof(ms_fact_conflict),
     };
     return (unsigned)kind < MS_FACT_KIND_END ? sizes[kind] : 0;
 }

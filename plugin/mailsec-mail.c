@@ -51,6 +51,7 @@ static int hf_attachment_truncated = -1;
 static int hf_url = -1;
 static int hf_msg_limit = -1;
 static int hf_record_limit = -1;
+static int hf_conflict = -1;
 static int hf_deleted = -1;
 static int hf_deleted_now = -1;
 static int hf_expunged = -1;
@@ -205,6 +206,7 @@ const char *mailsec_record_kind_name(ms_fact_kind what)
     case MS_FACT_MSG_URL: return "URLs";
     case MS_FACT_IMAP_ALERT: return "IMAP alerts";
     case MS_FACT_DELETED: return "deletions";
+    case MS_FACT_OVERLAP_CONFLICT: return "conflicting overlaps";
     default: return "records";
     }
 }
@@ -610,6 +612,14 @@ void mailsec_render_record_limit(mailsec_render_ctx *rc, const mailsec_fact *f)
     proto_item_set_generated(it);
 }
 
+void mailsec_render_conflict(mailsec_render_ctx *rc, const mailsec_fact *f)
+{
+    proto_item *it = proto_tree_add_uint64(rc->tree, hf_conflict, rc->tvb, 0, 0, f->core.conflict.bytes);
+    proto_item_append_text(it, " (%s; the first copy is what was analysed)",
+                           f->core.conflict.dir == MS_DIR_C2S ? "client" : "server");
+    proto_item_set_generated(it);
+}
+
 void mailsec_render_msg_end(mailsec_render_ctx *rc, const mailsec_fact *f)
 {
     const ms_fact_msg_end *e = &f->core.msg_end;
@@ -761,6 +771,9 @@ void mailsec_mail_register(int proto)
         { &hf_record_limit, { "Records capped", "mailsec.session.records_capped", FT_STRING, BASE_NONE, NULL, 0x0,
             "This session reached the max_records preference for these records: later ones are counted, "
             "not shown", HFILL } },
+        { &hf_conflict, { "Conflicting overlap", "mailsec.sequence.conflict", FT_UINT64, BASE_DEC, NULL, 0x0,
+            "Bytes this segment sent again with other content than their first copy (retransmission or "
+            "overlap): the receiver may have read other bytes than the capture shows", HFILL } },
         { &hf_deleted, { "Messages deleted", "mailsec.msg.deleted", FT_UINT32, BASE_DEC, NULL, 0x0,
             "Messages marked deleted so far in the session (POP3 DELE, IMAP \\Deleted, MOVE to a trash folder)",
             HFILL } },

@@ -235,6 +235,9 @@ static guint feed_frame(ms_session *core, ms_seq seq[2], mailsec_tls_pos *pos, p
         ms_seq_syn(&seq[dir], t->seq);
     else if (t->len > 0)
         ms_seq_segment(&seq[dir], t->seq, bytes, (size_t)t->captured, t->len, feed_segment, &sf[dir]);
+    guint64 conflict;
+    if (ms_seq_take_conflict(&seq[dir], &conflict))
+        ms_session_conflict(core, dir, conflict, feed);
     if (t->rst) {
         ms_seq_flush(&seq[MS_DIR_C2S], feed_segment, &sf[MS_DIR_C2S]);
         ms_seq_flush(&seq[MS_DIR_S2C], feed_segment, &sf[MS_DIR_S2C]);

@@ -370,6 +370,7 @@ void mailsec_render_msg_end(mailsec_render_ctx *rc, const mailsec_fact *f);
 void mailsec_render_deleted(mailsec_render_ctx *rc, const mailsec_fact *f);
 void mailsec_render_smuggling(mailsec_render_ctx *rc, const mailsec_fact *f);
 void mailsec_render_record_limit(mailsec_render_ctx *rc, const mailsec_fact *f);
+void mailsec_render_conflict(mailsec_render_ctx *rc, const mailsec_fact *f);
 /* What a session's record cap stopped keeping ("logins", "probes" ...). */
 const char *mailsec_record_kind_name(ms_fact_kind what);
 /* The domain an address belongs to, for comparing senders: the part after

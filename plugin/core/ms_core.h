@@ -130,6 +130,7 @@ typedef enum {
     MS_FACT_CAPABILITY_STRIPPED, /* .cap_stripped: a cleartext capability list without STARTTLS where it was due */
     MS_FACT_STARTTLS_CONFIRMED, /* no payload: after STARTTLS, the first TLS record: TLS really began */
     MS_FACT_RECORD_LIMIT,      /* .record_limit: records of one kind past the session's cap are no longer emitted */
+    MS_FACT_OVERLAP_CONFLICT,  /* .conflict: a segment repeated bytes seen before with other content */
     MS_FACT_KIND_END           /* one past the last kind */
 } ms_fact_kind;
 
@@ -322,6 +323,8 @@ typedef struct {
  * facts are counted (verdicts, thresholds and counts go on) but not emitted.
  * what: the kind (logins count as MS_FACT_AUTH_START, probes as MS_FACT_PROBE). */
 typedef struct { ms_fact_kind what; uint32_t limit; } ms_fact_record_limit;
+/* bytes: the length of the overlapping ranges that disagreed (the first copy is what was read) */
+typedef struct { ms_dir dir; uint64_t bytes; } ms_fact_conflict;
 
 /* One payload per kind, named after it. */
 typedef union {
@@ -356,6 +359,7 @@ typedef union {
     ms_fact_buffered buffered;
     ms_fact_cap_stripped cap_stripped;
     ms_fact_record_limit record_limit;
+    ms_fact_conflict conflict;
 } ms_fact_payload;
 
 typedef struct {

@@ -67,11 +67,78 @@ void ms_seq_syn(ms_seq *s, uint32_t seq)
     s->init = true;
     s->next = seq + 1u;
     s->lost = 0;
+    memset(s->recent, 0, sizeof s->recent);
 }
 
 bool ms_seq_waiting(const ms_seq *s)
 {
     return s->held != NULL;
+}
+
+bool ms_seq_take_conflict(ms_seq *s, uint64_t *bytes)
+{
+    *bytes = s->conflict_bytes;
+    s->conflict_bytes = 0;
+    return *bytes != 0;
+}
+
+/* A checksum of a delivered range: word at a time, enough to tell another
+ * copy (not a defence against a chosen collision, which needs the first
+ * copy's bytes and this function both). */
+static uint64_t bytes_sum(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p + i, n - i);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
+}
+
+static void remember(ms_seq *s, uint32_t seq, const uint8_t *p, size_t n)
+{
+    ms_seq_recent *r = &s->recent[s->recent_at];
+    s->recent_at = (s->recent_at + 1) % MS_SEQ_RECENT;
+    r->seq = seq;
+    r->len = (uint32_t)n;
+    r->sum = bytes_sum(p, n);
+}
+
+/* A segment over bytes already delivered: each remembered segment it covers
+ * whole must carry the same bytes. */
+static void check_delivered(ms_seq *s, uint32_t seq, const uint8_t *p, size_t captured)
+{
+    uint32_t upto = seq + (uint32_t)captured;
+    if (seq_diff(upto, s->next) > 0)
+        upto = s->next;
+    for (unsigned i = 0; i < MS_SEQ_RECENT; i++) {
+        const ms_seq_recent *r = &s->recent[i];
+        if (r->len == 0 || seq_diff(r->seq, seq) < 0 || seq_diff(upto, r->seq + r->len) < 0)
+            continue;
+        if (bytes_sum(p + (uint32_t)(r->seq - seq), r->len) != r->sum)
+            s->conflict_bytes += r->len;
+    }
+}
+
+/* A segment over held bytes: where they overlap, they must agree. */
+static void check_held(ms_seq *s, uint32_t seq, const uint8_t *p, size_t captured)
+{
+    uint32_t end = seq + (uint32_t)captured;
+    for (const ms_seq_held *h = s->held; h && seq_diff(h->seq, end) < 0; h = h->next) {
+        uint32_t from = seq_diff(h->seq, seq) > 0 ? h->seq : seq;
+        uint32_t to = seq_diff(piece_end(h), end) < 0 ? piece_end(h) : end;
+        if (seq_diff(to, from) <= 0)
+            continue;
+        size_t n = (uint32_t)(to - from);
+        if (memcmp(p + (uint32_t)(from - seq), h->data + (uint32_t)(from - h->seq), n) != 0)
+            s->conflict_bytes += n;
+    }
 }
 
 static void deliver(ms_seq *s, const uint8_t *p, size_t n, ms_seq_deliver_fn cb, void *ctx)
@@ -91,6 +158,7 @@ static void take_in_order(ms_seq *s, uint32_t seq, const uint8_t *p, size_t capt
     uint32_t end = seq + len;
     if (behind < captured) {
         s->next = seq + (uint32_t)captured;
+        remember(s, seq + behind, p + behind, captured - behind);
         deliver(s, p + behind, captured - behind, cb, ctx);
     }
     if (seq_diff(end, s->next) > 0) {
@@ -251,15 +319,21 @@ void ms_seq_segment(ms_seq *s, uint32_t seq, const uint8_t *p, size_t captured, 
         s->next = seq;
     }
     uint32_t end = seq + (uint32_t)captured;
+    bool overlaps_delivered = seq_diff(s->next, seq) > 0;
+    /* a keep-alive repeats the last byte sent, often as a zero: not a copy */
+    bool keep_alive = len == 1 && seq == s->next - 1u;
+    if (overlaps_delivered && captured && !keep_alive)
+        check_delivered(s, seq, p, captured);
     if (seq_diff(s->next, seq) >= 0 && seq_diff(s->next, seq + len) >= 0)
         return; /* nothing new: a pure retransmission, or a keep-alive */
-    bool overlaps_delivered = seq_diff(s->next, seq) > 0;
     /* The common case, in order with nothing held: straight through, no copy. */
     if (!overlaps_delivered && seq == s->next && (!s->held || seq_diff(end, s->held->seq) <= 0)) {
         take_in_order(s, seq, p, captured, len, cb, ctx);
         release(s, false, s->next, cb, ctx);
         return;
     }
+    if (captured)
+        check_held(s, seq, p, captured);
     uint32_t from = overlaps_delivered ? s->next : seq;
     bool retrans = overlaps_delivered || overlaps_original(s, from, end);
     if (!retrans)

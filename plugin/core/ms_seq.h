@@ -8,6 +8,15 @@
  * the receiving host). A hole is given up — delivered as lost bytes — when the
  * peer acknowledges past it (the receiver had the bytes, the capture did not),
  * when the hold is full, or when the caller flushes (RST).
+ *
+ * Bytes that arrive again with other content — a retransmission or an
+ * overlapping segment that disagrees with the first copy, a classic way to
+ * show an IDS one stream and the server another — are counted as a conflict
+ * (ms_seq_take_conflict). Held bytes are compared byte for byte; delivered
+ * bytes are no longer there, so the last MS_SEQ_RECENT segments delivered are
+ * remembered by a 64-bit checksum, and a later segment that covers one of
+ * them whole is checked against it (partial covers go unchecked: no false
+ * alarm, at worst a missed one).
  */
 #ifndef MS_SEQ_H
 #define MS_SEQ_H
@@ -20,6 +29,15 @@
 
 typedef struct ms_seq_held ms_seq_held;
 
+/* Segments delivered, remembered for telling a conflicting copy. */
+#define MS_SEQ_RECENT 8
+
+typedef struct {
+    uint32_t seq;
+    uint32_t len;       /* 0: unused */
+    uint64_t sum;
+} ms_seq_recent;
+
 typedef struct {
     const ms_allocator *alloc;
     bool init;
@@ -28,6 +46,9 @@ typedef struct {
     ms_seq_held *held;   /* early segments, sorted by sequence number */
     unsigned held_count;
     size_t held_bytes;
+    ms_seq_recent recent[MS_SEQ_RECENT];
+    unsigned recent_at;      /* the slot the next delivered segment takes */
+    uint64_t conflict_bytes; /* overlapping bytes that disagreed, not yet taken */
 } ms_seq;
 
 /* Called with in-order bytes; lost: bytes missing just before them (0 if none). */
@@ -50,6 +71,10 @@ void ms_seq_ack(ms_seq *s, uint32_t ack, ms_seq_deliver_fn cb, void *ctx);
 
 /* Give up every hole and deliver all that is held. */
 void ms_seq_flush(ms_seq *s, ms_seq_deliver_fn cb, void *ctx);
+
+/* Did segments since the last call overlap bytes seen before with other
+ * content? bytes: how many overlapping bytes were in the disagreeing ranges. */
+bool ms_seq_take_conflict(ms_seq *s, uint64_t *bytes);
 
 /* Is anything held, waiting for a hole to fill? */
 bool ms_seq_waiting(const ms_seq *s);

@@ -190,6 +190,7 @@ static uint32_t record_number(ms_session *s, const ms_fact *f, ms_fact_kind *wha
     case MS_FACT_MSG_URL:
     case MS_FACT_IMAP_ALERT:
     case MS_FACT_DELETED:
+    case MS_FACT_OVERLAP_CONFLICT:
         return ++s->records[f->kind];
     default:
         return 0;
@@ -947,6 +948,20 @@ static void tls_bytes(ms_session *s, ms_dir dir, const uint8_t *p, size_t n)
     f.u.tls_posture = (ms_fact_tls_posture){ h->version, h->cipher, h->client_hello, h->has_sni, h->sni,
                                              strlen(h->sni) };
     ms_emit_fact(s, &f);
+}
+
+void ms_session_conflict(ms_session *s, ms_dir dir, uint64_t bytes, const ms_feed_ctx *ctx)
+{
+    if (bytes == 0 || s->not_mail)
+        return;
+    const ms_feed_ctx *saved = s->ctx;
+    ms_span span = s->span;
+    s->ctx = ctx;
+    s->span.valid = false;
+    ms_fact f = { .kind = MS_FACT_OVERLAP_CONFLICT, .u.conflict = { dir, bytes } };
+    ms_emit_fact(s, &f);
+    s->ctx = saved;
+    s->span = span;
 }
 
 void ms_session_segment(ms_session *s, ms_dir dir, const uint8_t *p, size_t n, uint64_t lost,

@@ -115,6 +115,10 @@ typedef struct {
 ms_session *ms_session_new(const ms_allocator *a, const ms_session_config *cfg);
 void ms_session_free(ms_session *s);
 
+/* The TCP layer saw bytes of this direction again with other content
+ * (ms_seq_take_conflict): say so on this frame. */
+void ms_session_conflict(ms_session *s, ms_dir dir, uint64_t bytes, const ms_feed_ctx *ctx);
+
 /* New cleartext bytes of a TCP segment, in stream order (after ms_seq);
  * lost: bytes missing from the capture just before them. Ignored once the
  * session runs TLS. */

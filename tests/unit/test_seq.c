@@ -366,6 +366,59 @@ static void test_wraparound(void **state)
     fx_done(&f);
 }
 
+/* Overlapping bytes that disagree with their first copy are counted, by the
+ * length of the disagreeing ranges; bytes that agree, keep-alives and
+ * partial covers of delivered segments are not. */
+static uint64_t conflict(fixture *f)
+{
+    uint64_t n;
+    bool any = ms_seq_take_conflict(&f->s, &n);
+    assert_int_equal(any, n != 0);
+    return n;
+}
+
+static void test_conflicts_with_delivered_bytes(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f);
+    seg(&f, 100, "AUTH alice\r\n");          /* 12 bytes: 100..111 */
+    seg(&f, 112, "QUIT\r\n");                /* 112..117 */
+    seg(&f, 100, "AUTH alice\r\n");          /* the same again */
+    assert_int_equal(conflict(&f), 0);
+    seg(&f, 100, "AUTH malle\r\n");          /* other bytes, same place */
+    assert_int_equal(conflict(&f), 12);
+    assert_int_equal(conflict(&f), 0);       /* taken */
+    seg(&f, 100, "AUTH alice\r\nQUIT\r\n");  /* covers both, agrees */
+    assert_int_equal(conflict(&f), 0);
+    seg(&f, 100, "AUTH alice\r\nQUIX\r\n");  /* the second disagrees */
+    assert_int_equal(conflict(&f), 6);
+    seg(&f, 104, " mallory\r\nQU");           /* covers neither whole: unchecked */
+    assert_int_equal(conflict(&f), 0);
+    ms_seq_segment(&f.s, 117, (const uint8_t *)"", 1, 1, collect, &f.k); /* a keep-alive's zero */
+    assert_int_equal(conflict(&f), 0);
+    assert_out(&f, "AUTH alice\r\nQUIT\r\n"); /* the first copy stands */
+    fx_done(&f);
+}
+
+static void test_conflicts_with_held_bytes(void **state)
+{
+    (void)state;
+    fixture f;
+    fx_init(&f);
+    seg(&f, 100, "EHLO c\r\n");              /* 100..107 */
+    seg(&f, 113, "alice\r\n");               /* early (113..119): held */
+    seg(&f, 113, "alice\r\n");               /* agrees */
+    assert_int_equal(conflict(&f), 0);
+    seg(&f, 108, "AUTH mallory\r\n");        /* 108..121: "mallory" over the held "alice\r\n" */
+    assert_int_equal(conflict(&f), 7);
+    seg(&f, 108, "AUTH alice\r\n");          /* the original, over the held "AUTH " and "alice\r\n" */
+    assert_int_equal(conflict(&f), 0);
+    ms_seq_ack(&f.s, 120, collect, &f.k);   /* the server had it all: what is held is the stream */
+    assert_out(&f, "EHLO c\r\nAUTH alice\r\n");
+    fx_done(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +437,8 @@ int main(void)
         cmocka_unit_test(test_hold_is_bounded),
         cmocka_unit_test(test_truncated_capture),
         cmocka_unit_test(test_wraparound),
+        cmocka_unit_test(test_conflicts_with_delivered_bytes),
+        cmocka_unit_test(test_conflicts_with_held_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
