@@ -6,7 +6,10 @@
  *   h0 bit 0: oracle mode: no gaps or resets and lines never cut, so the
  *             delivered lines and octets, with their line ends, must give the
  *             input back byte for byte, and line_at must name where each began
- *   h1        line limit (chaos mode): 16 + 4 * h1
+ *      bit 1: pieces mode: long lines come whole, in pieces (a message body);
+ *             with the oracle, at the chaos mode's limit, they must still give
+ *             the input back
+ *   h1        line limit (chaos and pieces modes): 16 + 4 * h1
  *   h2 bit 0: a line ending in {n} announces n counted octets
  *      bits 1-7: the callback says STOP on every k-th line (0: never)
  *   h3        seed of the chunk splits
@@ -19,6 +22,7 @@
 typedef struct {
     ms_lines *l;
     bool oracle;
+    bool pieces;
     bool literals;
     unsigned stop_every;
     unsigned lines;
@@ -61,7 +65,7 @@ static ms_lines_verdict on_line(void *ctx, const uint8_t *line, size_t len, unsi
     ms_lines *l = c->l;
     fz_touch(line, len);
     FZ_CHECK(len <= full, "lines: kept more than the line had");
-    if (c->oracle)
+    if (c->oracle && !(flags & (MS_LINE_PIECE | MS_LINE_CONT)))
         FZ_CHECK(l->line_at == c->recon_len, "lines: line_at is not where the line began");
     if (flags & MS_LINE_RAW) {
         FZ_CHECK(!(flags & (MS_LINE_CRLF | MS_LINE_BARE_LF | MS_LINE_TRUNCATED | MS_LINE_UNTERMINATED)),
@@ -72,8 +76,23 @@ static ms_lines_verdict on_line(void *ctx, const uint8_t *line, size_t len, unsi
         return MS_LINES_CONTINUE;
     }
     FZ_CHECK(!(flags & MS_LINE_RAW_END), "lines: RAW_END on a line");
-    FZ_CHECK(len <= l->max, "lines: a line longer than the limit");
     bool crlf = flags & MS_LINE_CRLF, lf = flags & MS_LINE_BARE_LF, unterm = flags & MS_LINE_UNTERMINATED;
+    if (flags & (MS_LINE_PIECE | MS_LINE_CONT)) {
+        FZ_CHECK(c->pieces || l->pieced || (flags & MS_LINE_CONT), "lines: a piece outside pieces mode");
+        FZ_CHECK(!(flags & MS_LINE_TRUNCATED), "lines: a piece cut");
+        if (flags & MS_LINE_PIECE) {
+            FZ_CHECK(!crlf && !lf && !unterm, "lines: a piece with a line end");
+            FZ_CHECK(len == full && len > 0 && len < l->max, "lines: a piece's length");
+        } else {
+            FZ_CHECK((int)crlf + (int)lf + (int)unterm == 1, "lines: a line needs exactly one kind of end");
+        }
+        if (c->oracle) {
+            recon_put(c, line, len);
+            recon_put(c, (const uint8_t *)(crlf ? "\r\n" : lf ? "\n" : ""), crlf ? 2 : lf ? 1 : 0);
+        }
+        return MS_LINES_CONTINUE;
+    }
+    FZ_CHECK(len <= l->max || c->pieces, "lines: a line longer than the limit");
     FZ_CHECK((int)crlf + (int)lf + (int)unterm == 1, "lines: a line needs exactly one kind of end");
     FZ_CHECK(((flags & MS_LINE_TRUNCATED) != 0) == (len < full), "lines: TRUNCATED disagrees with the lengths");
     if (c->oracle) {
@@ -101,10 +120,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&c, 0, sizeof c);
     c.l = &l;
     c.oracle = h0 & 1;
+    c.pieces = h0 & 2;
     c.literals = h2 & 1;
     c.stop_every = h2 >> 1;
-    size_t max = c.oracle ? size + 16 : 16 + 4 * (size_t)h1;
+    size_t max = c.oracle && !c.pieces ? size + 16 : 16 + 4 * (size_t)h1;
     ms_lines_init(&l, &a, max);
+    l.pieces = c.pieces;
     /* oracle: the fed bytes, and room for what comes back */
     uint8_t *fed = c.oracle ? malloc(size + 1) : NULL;
     size_t fed_len = 0;

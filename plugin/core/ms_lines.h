@@ -3,7 +3,11 @@
  * Mail protocols are line based, except for counted octets (IMAP literals,
  * SMTP BDAT chunks) which the protocol adapter announces with
  * ms_lines_expect_raw(). A line longer than the buffer limit is delivered cut,
- * with MS_LINE_TRUNCATED; memory never exceeds that limit.
+ * with MS_LINE_TRUNCATED; memory never exceeds that limit. Where every byte
+ * counts (a message body: its hash and export), the consumer sets pieces and
+ * a long line comes whole instead, in pieces: MS_LINE_PIECE for each part
+ * that more of the line follows, MS_LINE_CONT on every part after the first,
+ * the last part with the line's end and, as full, the length of the whole line.
  */
 #ifndef MS_LINES_H
 #define MS_LINES_H
@@ -16,7 +20,9 @@ enum {
     MS_LINE_TRUNCATED = 1u << 2, /* longer than the limit: the tail was dropped */
     MS_LINE_RAW = 1u << 3,       /* counted octets, not a line */
     MS_LINE_RAW_END = 1u << 4,   /* the last piece of the counted octets */
-    MS_LINE_UNTERMINATED = 1u << 5 /* delivered by ms_lines_flush, no line end seen */
+    MS_LINE_UNTERMINATED = 1u << 5, /* delivered by ms_lines_flush, no line end seen */
+    MS_LINE_PIECE = 1u << 6,     /* part of a long line; more of it follows (pieces mode) */
+    MS_LINE_CONT = 1u << 7       /* not the first part of its line (pieces mode) */
 };
 
 /* What the consumer wants after a line: go on, or stop here (the stream
@@ -37,6 +43,8 @@ typedef struct {
     uint64_t raw_left;  /* counted octets still to pass through */
     uint64_t fed;       /* bytes consumed so far, lost ones included */
     uint64_t line_at;   /* stream offset of the line (or octets) being delivered */
+    bool pieces;        /* the consumer's wish: long lines whole, in pieces (it may change it any time) */
+    bool pieced;        /* the current line went out in pieces already */
 } ms_lines;
 
 void ms_lines_init(ms_lines *l, const ms_allocator *a, size_t max_line);

@@ -166,7 +166,7 @@ static ms_lines_verdict server_line(ms_session *s, const uint8_t *p, size_t n, u
     if (flags & MS_LINE_RAW)
         return MS_LINES_CONTINUE;
     if (st->multiline) {
-        if (n == 1 && p[0] == '.') {
+        if (n == 1 && p[0] == '.' && !(flags & (MS_LINE_PIECE | MS_LINE_CONT))) {
             body_end(s, 0);
             st->multiline = false;
             if (st->multiline_cmd == POP_CAPA)

@@ -385,6 +385,12 @@ static void scan_feed(ms_msgscan *m, const uint8_t *p, size_t n)
         ms_msg_feed(m->msg, p, n);
 }
 
+/* Bodies read line by line (the others come as counted octets). */
+static bool line_based(ms_body_source src)
+{
+    return src == MS_BODY_SMTP_DATA || src == MS_BODY_POP3_RETR || src == MS_BODY_POP3_TOP;
+}
+
 void ms_body_begin(ms_session *s, ms_body_source src, ms_dir dir, unsigned message)
 {
     ms_starttls_unused_check(s, MS_UNUSED_MESSAGE);
@@ -397,7 +403,7 @@ void ms_body_begin(ms_session *s, ms_body_source src, ms_dir dir, unsigned messa
         m->message = message;
         m->number = ++s->messages;
         m->dir = dir;
-        m->unstuff = src == MS_BODY_SMTP_DATA || src == MS_BODY_POP3_RETR || src == MS_BODY_POP3_TOP;
+        m->unstuff = line_based(src);
         m->line_start = true;
         ms_sha256_init(&m->sha);
         ms_msg_limits lim = { s->cfg.msg_max_header, s->cfg.msg_max_depth, s->cfg.msg_max_parts,
@@ -407,6 +413,8 @@ void ms_body_begin(ms_session *s, ms_body_source src, ms_dir dir, unsigned messa
         content_event(s, m, MS_BODY_BEGIN, NULL, 0, 0);
     }
     body_event(s, MS_BODY_BEGIN, src, dir, message, NULL, 0, 0);
+    /* a line-based body keeps every byte of a long line: in pieces */
+    s->lines[dir & 1].pieces = line_based(src);
 }
 
 void ms_body_data(ms_session *s, ms_body_source src, ms_dir dir, unsigned message, const uint8_t *p,
@@ -459,6 +467,7 @@ void ms_body_line(ms_session *s, ms_body_source src, ms_dir dir, unsigned messag
 
 void ms_body_end(ms_session *s, ms_body_source src, ms_dir dir, unsigned message, unsigned flags)
 {
+    s->lines[dir & 1].pieces = false;
     if (scan_of(s, dir, src, message))
         scan_end(s, dir, flags);
     body_event(s, MS_BODY_END, src, dir, message, NULL, 0, flags);
@@ -801,7 +810,15 @@ static ms_lines_verdict on_line(void *ctx, const uint8_t *p, size_t n, unsigned 
     uint64_t len = (uint64_t)full + ends;
     s->span = (ms_span){ s->lines[dir].line_at, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len, dir,
                          s->transport == MS_TRANSPORT_CLEARTEXT };
-    if (!(flags & MS_LINE_RAW)) {
+    if (flags & (MS_LINE_PIECE | MS_LINE_CONT)) {
+        /* a long line of a body, in pieces: only a body that is still open
+         * takes them (one that ended in the middle of the line does not) */
+        if (!s->lines[dir].pieces)
+            return MS_LINES_CONTINUE;
+        if (flags & MS_LINE_PIECE)
+            s->span.valid = false; /* where a piece lies is not worth the bookkeeping */
+    }
+    if (!(flags & (MS_LINE_RAW | MS_LINE_PIECE))) {
         if (!s->first_line_seen[dir])
             recognise(s, dir, p, n);
         if (full > s->cfg.max_line) {

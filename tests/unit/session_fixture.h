@@ -15,6 +15,7 @@
 #include "counting_alloc.h"
 #include "ms_sasl.h"
 #include "ms_session.h"
+#include "ms_sha256.h"
 
 /* not every test file uses every helper */
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -51,7 +52,9 @@ typedef struct {
     ms_dir dir;
     unsigned message;
     uint8_t data[MAX_BODY];
-    size_t len;
+    size_t len;         /* bytes kept in data: the first MAX_BODY */
+    uint64_t total;     /* bytes received */
+    ms_sha256 sha;      /* of all of them */
     unsigned flags;     /* DATA flags or-ed, then END's */
     bool begun, ended;
     uint32_t begin_frame, end_frame;
@@ -65,7 +68,9 @@ typedef struct {
     ms_body_source source;
     ms_dir dir;
     uint8_t data[MAX_BODY];
-    size_t len;
+    size_t len;         /* bytes kept in data: the first MAX_BODY */
+    uint64_t total;     /* bytes received */
+    ms_sha256 sha;      /* of all of them */
     unsigned end_flags;
     bool begun, ended;
 } rec_content;
@@ -88,6 +93,26 @@ typedef struct {
     bool all;            /* record every kind; else only those before MS_FACT_REPLY,
                             so tests of logins and STARTTLS index their facts as before */
 } fixture;
+
+/* Body bytes to a recorder: the first MAX_BODY kept, all counted and hashed. */
+static void rec_append(uint8_t *data, size_t *len, uint64_t *total, ms_sha256 *sha, const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return;
+    assert_non_null(p);
+    size_t keep = MAX_BODY - *len < n ? MAX_BODY - *len : n;
+    memcpy(data + *len, p, keep);
+    *len += keep;
+    *total += n;
+    ms_sha256_update(sha, p, n);
+}
+
+/* The SHA-256 of all the bytes a recorder received (it goes on hashing). */
+static void rec_digest(const ms_sha256 *sha, uint8_t out[32])
+{
+    ms_sha256 copy = *sha;
+    ms_sha256_final(&copy, out);
+}
 
 /* The typed payloads, flattened into the recorder's fields. */
 static void sink(void *ctx, const ms_fact *fact)
@@ -261,11 +286,10 @@ static void attachment_sink(fixture *fx, const ms_content *c)
         r->number = c->number;
         r->source = (ms_body_source)c->part;
         r->begun = true;
+        ms_sha256_init(&r->sha);
     }
     if (c->event == MS_BODY_DATA) {
-        assert_true(r->len + c->len <= MAX_BODY);
-        memcpy(r->data + r->len, c->data, c->len);
-        r->len += c->len;
+        rec_append(r->data, &r->len, &r->total, &r->sha, c->data, c->len);
     } else {
         assert_int_equal(c->event, MS_BODY_END);
         r->ended = true;
@@ -296,14 +320,13 @@ static void content_sink(void *ctx, const ms_content *c)
         r->source = c->source;
         r->dir = c->dir;
         r->begun = true;
+        ms_sha256_init(&r->sha);
         return;
     }
     assert_non_null(r);
     assert_false(r->ended);
     if (c->event == MS_BODY_DATA) {
-        assert_true(r->len + c->len <= MAX_BODY);
-        memcpy(r->data + r->len, c->data, c->len);
-        r->len += c->len;
+        rec_append(r->data, &r->len, &r->total, &r->sha, c->data, c->len);
     } else {
         r->ended = true;
         r->end_flags = c->flags;
@@ -349,15 +372,12 @@ static void body_sink(void *ctx, const ms_body *b)
         r->message = b->message;
         r->begun = true;
         r->begin_frame = fx->frame;
+        ms_sha256_init(&r->sha);
         break;
     case MS_BODY_DATA:
         assert_non_null(r);
         assert_false(r->ended);
-        assert_true(r->len + b->len <= MAX_BODY);
-        assert_true(b->len == 0 || b->data != NULL);
-        if (b->len)
-            memcpy(r->data + r->len, b->data, b->len);
-        r->len += b->len;
+        rec_append(r->data, &r->len, &r->total, &r->sha, b->data, b->len);
         r->flags |= b->flags;
         break;
     case MS_BODY_END:

@@ -280,6 +280,55 @@ static void test_fact_span(void **state)
     finish(fx);
 }
 
+/* A body line longer than the line buffer (64 KiB) is kept whole, in pieces:
+ * the message's size and hash are of every byte. A dot that a piece boundary
+ * puts at the start of the line's last part is text, not the end of a POP3
+ * message, and not dot-stuffing. */
+static void test_long_body_line_in_pieces(void **state)
+{
+    (void)state;
+    fixture *fx = start(MS_PROTO_POP3, false, MS_DETECT_PORT, 0);
+    fx->all = true;
+    seg(fx, S2C, 1, "+OK ready\r\n");
+    seg(fx, C2S, 2, "RETR 1\r\n");
+    seg(fx, S2C, 3, "+OK\r\nFrom: a\r\n\r\n");
+    size_t n = 65535 + 1 + 2;   /* 65,535 letters, a dot, CR LF: the buffer is 65,536 */
+    uint8_t *line = malloc(n);
+    assert_non_null(line);
+    memset(line, 'a', 65535);
+    memcpy(line + 65535, ".\r\n", 3);
+    uint32_t frame = 4;
+    for (size_t off = 0; off < n; off += 1000)
+        seg_bytes(fx, S2C, frame++, line + off, n - off < 1000 ? n - off : 1000, 0);
+    seg(fx, S2C, frame++, "end\r\n.\r\n");
+    /* the message as meant */
+    ms_sha256 h;
+    ms_sha256_init(&h);
+    ms_sha256_update(&h, "From: a\r\n\r\n", 11);
+    ms_sha256_update(&h, line, n);
+    ms_sha256_update(&h, "end\r\n", 5);
+    uint8_t want[32];
+    ms_sha256_final(&h, want);
+    size_t i;
+    for (i = 0; i < fx->n && fx->f[i].kind != MS_FACT_MSG_END; i++)
+        ;
+    assert_true(i < fx->n);
+    assert_int_equal(fx->f[i].size, 11 + n + 5);
+    assert_int_equal(fx->f[i].ival2, 0);            /* not truncated */
+    assert_memory_equal(fx->f[i].data, want, 32);
+    assert_int_equal(fx->f[i].frame, frame - 1);    /* ended by the real dot */
+    /* the content sink (what export writes) got the same bytes */
+    assert_int_equal(fx->nc, 1);
+    assert_true(fx->c[0].ended);
+    assert_int_equal(fx->c[0].total, 11 + n + 5);
+    uint8_t got[32];
+    rec_digest(&fx->c[0].sha, got);
+    assert_memory_equal(got, want, 32);
+    free(line);
+    finish(fx);
+}
+
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -295,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_attachments_to_content_sink),
         cmocka_unit_test(test_requests_with_context),
         cmocka_unit_test(test_fact_span),
+        cmocka_unit_test(test_long_body_line_in_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -437,6 +437,83 @@ static void test_memory_bound(void **state)
     free(big);
 }
 
+/* Pieces mode: a long line comes whole, in pieces; its bytes joined are the
+ * line, CR LF at a piece boundary included, and full says its length. */
+static void joined(const recorder *r, size_t from, char *out, size_t cap, size_t *n)
+{
+    *n = 0;
+    for (size_t i = from; i < r->n; i++) {
+        assert_true(*n + r->line[i].len <= cap);
+        memcpy(out + *n, r->line[i].data, r->line[i].len);
+        *n += r->line[i].len;
+    }
+}
+
+static void test_pieces(void **state)
+{
+    (void)state;
+    counter c = { 0 };
+    ms_allocator a = { count_realloc, count_free, &c };
+    ms_lines l;
+    ms_lines_init(&l, &a, 16);
+    l.pieces = true;
+    recorder r = { .lines = &l };
+    /* 40 bytes then CR LF, across three inputs, the CR at the end of one */
+    const char *line = "0123456789abcdefghijABCDEFGHIJ0123456789";
+    feed_str(&l, &r, "0123456789abcdefghij");
+    feed_str(&l, &r, "ABCDEFGHIJ0123456789\r");
+    assert_true(l.len <= 16);               /* memory stays within the bound */
+    feed_str(&l, &r, "\nnext\r\n");
+    assert_true(r.n >= 3);
+    size_t last = r.n - 2;                  /* the line's last part, then "next" */
+    for (size_t i = 0; i < last; i++) {
+        assert_int_equal(r.line[i].flags & (MS_LINE_PIECE | MS_LINE_CRLF | MS_LINE_TRUNCATED), MS_LINE_PIECE);
+        assert_int_equal(!!(r.line[i].flags & MS_LINE_CONT), i > 0);
+    }
+    assert_int_equal(r.line[last].flags, MS_LINE_CRLF | MS_LINE_CONT);
+    assert_int_equal(r.line[last].full, strlen(line));
+    char out[64];
+    size_t n;
+    r.n--;                                  /* join the long line's parts only */
+    joined(&r, 0, out, sizeof out, &n);
+    assert_int_equal(n, strlen(line));
+    assert_memory_equal(out, line, n);
+    r.n++;
+    assert_int_equal(r.line[r.n - 1].flags, MS_LINE_CRLF);
+    assert_int_equal(r.line[r.n - 1].len, 4);
+
+    /* a long line inside one input comes in one call, uncut */
+    r.n = 0;
+    feed_str(&l, &r, "0123456789abcdefghijABCDEFGHIJ\n");
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.line[0].flags, MS_LINE_BARE_LF);
+    assert_int_equal(r.line[0].len, 30);
+
+    /* without pieces the same line is cut */
+    l.pieces = false;
+    r.n = 0;
+    feed_str(&l, &r, "0123456789abcdefghij");
+    feed_str(&l, &r, "ABCDEFGHIJ\r\n");
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.line[0].flags, MS_LINE_CRLF | MS_LINE_TRUNCATED);
+    assert_int_equal(r.line[0].len, 16);
+    assert_int_equal(r.line[0].full, 30);
+
+    /* a line that went out in pieces and is flushed unterminated */
+    l.pieces = true;
+    r.n = 0;
+    feed_str(&l, &r, "0123456789abcdefghijABCDEFGHIJ");
+    feed_str(&l, &r, "KLMNOPQRSTUVWXYZ");
+    assert_int_equal(ms_lines_flush(&l, rec_cb, &r), MS_LINES_CONTINUE);
+    assert_int_equal(r.line[r.n - 1].flags, MS_LINE_UNTERMINATED | MS_LINE_CONT);
+    joined(&r, 0, out, sizeof out, &n);
+    assert_int_equal(n, 46);
+    assert_memory_equal(out, "0123456789abcdefghijABCDEFGHIJKLMNOPQRSTUVWXYZ", n);
+    ms_lines_free(&l);
+    assert_int_equal(c.live, 0);
+}
+
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_memory_bound),
+        cmocka_unit_test(test_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
