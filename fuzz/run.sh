@@ -4,6 +4,9 @@
 #   fuzz/run.sh                 every target, 30 s each
 #   fuzz/run.sh 10              every target, 10 s each (CI)
 #   fuzz/run.sh 3600 session    one target for an hour
+#   MS_FUZZ_MAX_LEN=4096 fuzz/run.sh 600 session
+#                               inputs of at most 4 KiB (more executions a second;
+#                               the default is the target's own, up to 64 KiB)
 #
 # Each target runs with fuzz/dict/mail.dict and its corpus fuzz/corpus-work/<target>/
 # (fuzz/seeds.sh makes it; new inputs the fuzzer finds are added to it). Prints
@@ -81,7 +84,7 @@ for t in "${targets[@]}"; do
     done
     before="$(find "$crashes" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)"
     start="$(date +%s)"
-    "$bin" -max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048 \
+    "$bin" -max_total_time="$seconds" -max_len="${MS_FUZZ_MAX_LEN:-$(max_len "$t")}" -timeout=10 -rss_limit_mb=2048 \
         -dict="$here/dict/mail.dict" -print_final_stats=1 -artifact_prefix="$crashes/" \
         "$corpus" >"$log" 2>&1
     rc=$?

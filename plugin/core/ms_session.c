@@ -109,6 +109,8 @@ void ms_session_free(ms_session *s)
     if (!s)
         return;
     ms_auth_reset(s);
+    if (s->pending.e)
+        s->alloc->free_fn(s->alloc->ctx, s->pending.e);
     scan_free(s, MS_DIR_C2S);
     scan_free(s, MS_DIR_S2C);
     if (s->hello) {
@@ -567,15 +569,43 @@ uint32_t ms_client_count(ms_session *s, int counter, uint32_t add)
 
 /* ---- pending commands ---------------------------------------------------- */
 
+/* Room for one more: grow the ring (its order unwrapped), or at the cap
+ * forget the oldest. False when there is no room at all (out of memory). */
+static bool pending_room(ms_session *s)
+{
+    ms_pending *q = &s->pending;
+    if (q->count < q->cap)
+        return true;
+    if (q->cap < MS_PENDING_MAX) {
+        unsigned cap = q->cap ? q->cap * 2 : 4;
+        if (cap > MS_PENDING_MAX)
+            cap = MS_PENDING_MAX;
+        ms_request *e = s->alloc->realloc_fn(s->alloc->ctx, NULL, cap * sizeof *e);
+        if (e) {
+            for (unsigned k = 0; k < q->count; k++)
+                e[k] = q->e[(q->head + k) % q->cap];
+            if (q->e)
+                s->alloc->free_fn(s->alloc->ctx, q->e);
+            q->e = e;
+            q->cap = cap;
+            q->head = 0;
+            return true;
+        }
+        if (q->cap == 0)
+            return false;
+    }
+    q->head = (q->head + 1) % q->cap; /* forget the oldest */
+    q->count--;
+    return true;
+}
+
 void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *verb, size_t verblen, const uint8_t *tag,
                      size_t taglen, const uint8_t *arg, size_t arglen)
 {
     ms_pending *q = &s->pending;
-    if (q->count == MS_PENDING_MAX) {
-        q->head = (q->head + 1) % MS_PENDING_MAX; /* forget the oldest */
-        q->count--;
-    }
-    ms_request *r = &q->e[(q->head + q->count) % MS_PENDING_MAX];
+    if (!pending_room(s))
+        return;
+    ms_request *r = &q->e[(q->head + q->count) % q->cap];
     r->cmd = cmd;
     r->frame = s->ctx ? s->ctx->frame : 0;
     if (s->ctx)
@@ -616,7 +646,7 @@ const ms_request *ms_pending_peek(const ms_session *s)
 const ms_request *ms_pending_peek_last(const ms_session *s)
 {
     const ms_pending *q = &s->pending;
-    return q->count ? &q->e[(q->head + q->count - 1) % MS_PENDING_MAX] : NULL;
+    return q->count ? &q->e[(q->head + q->count - 1) % q->cap] : NULL;
 }
 
 unsigned ms_pending_count(const ms_session *s)
@@ -631,7 +661,7 @@ bool ms_pending_pop(ms_session *s, ms_request *out)
         return false;
     if (out)
         *out = q->e[q->head];
-    q->head = (q->head + 1) % MS_PENDING_MAX;
+    q->head = (q->head + 1) % q->cap;
     q->count--;
     return true;
 }
@@ -642,13 +672,13 @@ bool ms_pending_take_tag(ms_session *s, const uint8_t *tag, size_t taglen, ms_re
     if (taglen > MS_TAG_MAX)
         taglen = MS_TAG_MAX; /* stored cut to this length too */
     for (unsigned k = 0; k < q->count; k++) {
-        ms_request *r = &q->e[(q->head + k) % MS_PENDING_MAX];
+        ms_request *r = &q->e[(q->head + k) % q->cap];
         if (r->tag_len == taglen && memcmp(r->tag, tag, taglen) == 0) {
             if (out)
                 *out = *r;
             /* close the hole: shift the younger entries one place towards the head */
             for (unsigned m = k; m + 1 < q->count; m++)
-                q->e[(q->head + m) % MS_PENDING_MAX] = q->e[(q->head + m + 1) % MS_PENDING_MAX];
+                q->e[(q->head + m) % q->cap] = q->e[(q->head + m + 1) % q->cap];
             q->count--;
             return true;
         }

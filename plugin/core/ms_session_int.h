@@ -31,8 +31,11 @@ typedef struct {
     char arg[MS_ARG_MAX + 1];
 } ms_request;
 
+/* A ring that grows as commands wait (4, 8 ... MS_PENDING_MAX entries): most
+ * sessions wait for one or two, and an idle session should not carry 13 KiB. */
 typedef struct {
-    ms_request e[MS_PENDING_MAX];
+    ms_request *e;      /* NULL until the first command */
+    unsigned cap;
     unsigned head;
     unsigned count;
 } ms_pending;
