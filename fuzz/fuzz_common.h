@@ -271,6 +271,24 @@ static size_t fz_piece(fz_rng *r, size_t n)
     return lim < n ? lim : n;
 }
 
+/* Feed p[0..n) to fn in pieces split by seed (0: in one go), each piece a
+ * copy of its own, so that reading past a piece is caught by ASan. */
+typedef void (*fz_piece_fn)(void *ctx, const uint8_t *p, size_t n);
+
+static void fz_feed_pieces(const uint8_t *p, size_t n, uint32_t seed, fz_piece_fn fn, void *ctx)
+{
+    fz_rng rng;
+    fz_rng_seed(&rng, seed);
+    size_t off = 0;
+    while (off < n) {
+        size_t k = seed ? fz_piece(&rng, n - off) : n - off;
+        uint8_t *piece = fz_dup(p + off, k);
+        fn(ctx, piece, k);
+        free(piece);
+        off += k;
+    }
+}
+
 /* FNV-1a over bytes: a digest of what a sink saw, to compare two feedings. */
 static inline void fz_mix(uint64_t *h, const void *p, size_t n)
 {

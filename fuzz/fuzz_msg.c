@@ -148,6 +148,11 @@ static size_t clampz(size_t v, size_t dflt, size_t lo)
 }
 
 /* One scan; returns the event digest. split: 0 one piece, else the seed. */
+static void msg_piece(void *ctx, const uint8_t *p, size_t n)
+{
+    ms_msg_feed((ms_msg *)ctx, p, n);
+}
+
 static uint64_t scan(const ms_msg_limits *lim, const uint8_t *p, size_t n, bool truncated, uint32_t split,
                      size_t fail_after, unsigned *events)
 {
@@ -162,16 +167,7 @@ static uint64_t scan(const ms_msg_limits *lim, const uint8_t *p, size_t n, bool 
     ms_msg *m = ms_msg_new(&a, lim, &callbacks, &c);
     if (!m)
         FZ_CHECK(mem.failed, "msg: ms_msg_new failed without an allocation failure");
-    fz_rng rng;
-    fz_rng_seed(&rng, split);
-    size_t off = 0;
-    while (off < n) {
-        size_t k = split ? fz_piece(&rng, n - off) : n - off;
-        uint8_t *piece = fz_dup(p + off, k);
-        ms_msg_feed(m, piece, k);
-        free(piece);
-        off += k;
-    }
+    fz_feed_pieces(p, n, split, msg_piece, m);
     ms_msg_end(m, truncated);
     ms_msg_feed(m, p, n); /* ignored after the end */
     ms_msg_free(m);

@@ -55,21 +55,17 @@ static void be_close(void *ctx)
 
 static const ms_sha256_backend backend = { be_open, be_write, be_final, be_close };
 
+static void sha_piece(void *ctx, const uint8_t *p, size_t n)
+{
+    ms_sha256_update((ms_sha256 *)ctx, p, n);
+}
+
 static void hash(const uint8_t *p, size_t n, uint32_t split, uint8_t out[32])
 {
     ms_sha256 s;
     memset(&s, 0x77, sizeof s);
     ms_sha256_init(&s);
-    fz_rng rng;
-    fz_rng_seed(&rng, split);
-    size_t off = 0;
-    while (off < n) {
-        size_t k = split ? fz_piece(&rng, n - off) : n - off;
-        uint8_t *c = fz_dup(p + off, k);
-        ms_sha256_update(&s, c, k);
-        free(c);
-        off += k;
-    }
+    fz_feed_pieces(p, n, split, sha_piece, &s);
     ms_sha256_final(&s, out);
     ms_sha256_discard(&s); /* safe on a finished state */
 }

@@ -56,21 +56,24 @@ static void on_hit(void *ctx, const ms_smuggle_hit *hit)
     mix(c, &hit->command, sizeof hit->command);
 }
 
+typedef struct {
+    ms_smuggle *z;
+    smuggle_ctx *c;
+} smuggle_feed_ctx;
+
+static void smuggle_piece(void *ctx, const uint8_t *p, size_t n)
+{
+    smuggle_feed_ctx *f = ctx;
+    ms_smuggle_feed(f->z, p, n, on_hit, f->c);
+}
+
 static uint64_t scan(const uint8_t *p, size_t n, uint32_t split, unsigned *hits)
 {
     smuggle_ctx c = { p, n, 1469598103934665603ull, 0 };
     ms_smuggle z;
     ms_smuggle_init(&z);
-    fz_rng rng;
-    fz_rng_seed(&rng, split);
-    size_t off = 0;
-    while (off < n) {
-        size_t k = split ? fz_piece(&rng, n - off) : n - off;
-        uint8_t *piece = fz_dup(p + off, k);
-        ms_smuggle_feed(&z, piece, k, on_hit, &c);
-        free(piece);
-        off += k;
-    }
+    smuggle_feed_ctx f = { &z, &c };
+    fz_feed_pieces(p, n, split, smuggle_piece, &f);
     ms_smuggle_end(&z, on_hit, &c);
     FZ_CHECK(z.fed == n, "smuggle: fed does not count the body");
     *hits = c.hits;

@@ -430,6 +430,26 @@ def handmade(out):
             + op(0, 0, b"a4 STORE 1 +FLAGS (\\Deleted)\r\na5 EXPUNGE\r\n") + op(0, 1, b"* 1 EXPUNGE\r\na4 OK\r\na5 OK\r\n"))
     H("session", imap)
     H("imap", imap)
+    # real traffic's troubles (issue 13, item 7): reordering, a retransmission
+    # with other bytes, a capture that starts mid-session, one that ends
+    # mid-literal (with and without the end of the session)
+    def retrans(d, back, data):
+        return bytes([3 | 16 * d]) + struct.pack(">HH", back, len(data)) + data
+    alice, mallory = b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n", b"AUTH PLAIN AG1hbGxvcnkAc2VjcmV0\r\n"
+    greet = op(0, 1, b"220 mx ESMTP\r\n") + op(0, 0, b"EHLO c\r\n") + op(0, 1, b"250-mx\r\n250 AUTH PLAIN\r\n")
+    H("session", bytes([1, 0, 0, 0, 3, 0]) + greet + op(9, 0, alice[:15]) + op(0, 0, alice[15:])
+      + op(0, 1, b"235 ok\r\n") + b"\x0b")
+    H("session", bytes([1, 0, 0, 0, 5, 0]) + greet + op(0, 0, alice) + retrans(0, len(alice), mallory)
+      + op(0, 1, b"235 ok\r\n") + b"\x0b")
+    H("session", bytes([1, 0, 0, 0, 9, 0]) + op(0, 1, b"ok\r\n250 2.1.0 Ok\r\n")
+      + op(0, 0, b"TO:<bob@example.org>\r\nDATA\r\n") + op(0, 1, b"250 2.1.5 Ok\r\n354 go\r\n")
+      + op(0, 0, b"Subject: mid\r\n\r\nbody\r\n.\r\nQUIT\r\n") + op(0, 1, b"250 queued\r\n221 bye\r\n"))
+    for end in (b"", b"\x0b"):
+        lit = (bytes([3 | (128 if not end else 0), 0, 0, 0, 11, 0]) + op(0, 1, b"* OK IMAP4rev1 ready\r\n")
+               + op(0, 0, b"a1 LOGIN {5}\r\n") + op(0, 1, b"+ OK\r\n") + op(0, 0, b"alice {6}\r\n")
+               + op(0, 1, b"+ OK\r\n") + op(0, 0, b"sec") + end)
+        H("session", lit)
+        H("imap", lit)
 
 
 def main():

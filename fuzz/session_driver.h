@@ -208,6 +208,10 @@ static void fact_sink(void *ctx, const ms_fact *f)
     case MS_FACT_DELETED:
         fz_touch_str(u->deleted.how);
         break;
+    case MS_FACT_OVERLAP_CONFLICT:
+        FZ_CHECK(u->conflict.bytes > 0 && (u->conflict.dir == MS_DIR_C2S || u->conflict.dir == MS_DIR_S2C),
+                 "session: OVERLAP_CONFLICT");
+        break;
     case MS_FACT_RECORD_LIMIT: {
         FZ_CHECK(st->cfg.max_records && u->record_limit.limit == st->cfg.max_records, "session: RECORD_LIMIT limit");
         FZ_CHECK((unsigned)u->record_limit.what < 64, "session: RECORD_LIMIT kind");
@@ -363,6 +367,12 @@ static void segment(sd_state *st, ms_dir dir, uint32_t seqno, const uint8_t *p, 
     uint8_t *copy = fz_dup(p, captured);
     ms_seq_segment(&st->seq[dir], seqno, copy, captured, wire, seq_deliver, &c);
     free(copy);
+    /* as the epan layer does: copies that disagree are said on this frame */
+    uint64_t conflict;
+    if (ms_seq_take_conflict(&st->seq[dir], &conflict)) {
+        ms_session_conflict(st->s, dir, conflict, &st->feed);
+        after_call(st);
+    }
 }
 
 static void ack(sd_state *st, ms_dir dir, int delta)

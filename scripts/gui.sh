@@ -87,6 +87,19 @@ give_up() {
     stop_wireshark
 }
 
+# await VAR SECONDS PATTERN: the first visible window whose name matches,
+# into VAR; false (VAR empty) if none came in time.
+await() {
+    local -n _win=$1
+    _win=$(timeout "$2" xdotool search --sync --onlyvisible --name "$3" 2>/dev/null | head -n 1)
+    [ -n "$_win" ]
+}
+
+# The visible windows' names, for a failure message.
+window_names() {
+    windows | cut -d' ' -f2- | paste -sd'|'
+}
+
 # shot NAME CAPTURE FILTER FRAME DIALOG KEYS [wireshark options ...]
 # DIALOG: the title of the window KEYS (xdotool key names, e.g. a menu path) or
 # the options open, or - for the main window alone.
@@ -102,9 +115,8 @@ shot() {
         LC_ALL=C.UTF-8 wireshark -C "Mail Forensics" -r "$cap" -Y "$filter" -g "$frame" \
         -o gui.layout_content_3:NONE "$@" >"$tmp/$name.log" 2>&1 &
     ws=$!
-    main=$(timeout 60 xdotool search --sync --onlyvisible --name "^$title\$" 2>/dev/null | head -n 1)
-    if [ -z "$main" ]; then
-        give_up "$name" "no window titled $title in 60 s: $(windows | cut -d' ' -f2- | paste -sd'|')"
+    if ! await main 60 "^$title\$"; then
+        give_up "$name" "no window titled $title in 60 s: $(window_names)"
         return 1
     fi
     xdotool windowmove "$main" 0 0 windowsize "$main" 1600 1000
@@ -115,9 +127,8 @@ shot() {
         for k in $keys; do xdotool key "$k"; sleep 0.5; done
     fi
     if [ "$dialog" != - ]; then
-        dlg=$(timeout 30 xdotool search --sync --onlyvisible --name "$dialog" 2>/dev/null | head -n 1)
-        if [ -z "$dlg" ]; then
-            give_up "$name" "no $dialog window: $(windows | cut -d' ' -f2- | paste -sd'|')"
+        if ! await dlg 30 "$dialog"; then
+            give_up "$name" "no $dialog window: $(window_names)"
             return 1
         fi
         xdotool windowmove "$dlg" 120 90 windowsize "$dlg" 1360 820
@@ -136,8 +147,7 @@ shot() {
         # dialog), then the folder typed into the folder chooser
         xdotool mousemove 1169 886 click 1
         local chooser
-        chooser=$(timeout 20 xdotool search --sync --onlyvisible --name "Save All Objects" 2>/dev/null | head -n 1)
-        if [ -z "$chooser" ]; then
+        if ! await chooser 20 "Save All Objects"; then
             give_up "$name" "Save All opened no folder chooser"
             return 1
         fi

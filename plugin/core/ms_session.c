@@ -599,6 +599,20 @@ static bool pending_room(ms_session *s)
     return true;
 }
 
+/* At most max bytes of p (none if NULL) into dst, NUL-terminated, upper
+ * case if asked; returns how many. */
+static size_t copy_cut(char *dst, size_t max, const uint8_t *p, size_t n, bool upper)
+{
+    if (!p)
+        n = 0;
+    if (n > max)
+        n = max;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (char)(upper && p[i] >= 'a' && p[i] <= 'z' ? p[i] - 32 : p[i]);
+    dst[n] = '\0';
+    return n;
+}
+
 void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *verb, size_t verblen, const uint8_t *tag,
                      size_t taglen, const uint8_t *arg, size_t arglen)
 {
@@ -612,29 +626,9 @@ void ms_pending_push(ms_session *s, uint8_t cmd, const uint8_t *verb, size_t ver
         r->time = s->ctx->time;
     else
         memset(&r->time, 0, sizeof r->time);
-    if (!tag)
-        taglen = 0;
-    if (taglen > MS_TAG_MAX)
-        taglen = MS_TAG_MAX;
-    if (taglen)
-        memcpy(r->tag, tag, taglen);
-    r->tag[taglen] = '\0';
-    r->tag_len = (uint8_t)taglen;
-    if (!verb)
-        verblen = 0;
-    if (verblen > MS_VERB_MAX)
-        verblen = MS_VERB_MAX;
-    for (size_t i = 0; i < verblen; i++)
-        r->verb[i] = (char)(verb[i] >= 'a' && verb[i] <= 'z' ? verb[i] - 32 : verb[i]);
-    r->verb[verblen] = '\0';
-    if (!arg)
-        arglen = 0;
-    if (arglen > MS_ARG_MAX)
-        arglen = MS_ARG_MAX;
-    if (arglen)
-        memcpy(r->arg, arg, arglen);
-    r->arg[arglen] = '\0';
-    r->arg_len = (uint16_t)arglen;
+    r->tag_len = (uint8_t)copy_cut(r->tag, MS_TAG_MAX, tag, taglen, false);
+    (void)copy_cut(r->verb, MS_VERB_MAX, verb, verblen, true);
+    r->arg_len = (uint16_t)copy_cut(r->arg, MS_ARG_MAX, arg, arglen, false);
     q->count++;
 }
 
