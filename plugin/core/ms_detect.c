@@ -87,6 +87,20 @@ static bool imap_tag_char(uint8_t c)
            c != '*' && c != '"' && c != '\\' && c != ']' && c != '+';
 }
 
+/* Do at least two space-separated words follow? */
+static bool two_arguments(const uint8_t *p, size_t n)
+{
+    unsigned words = 0;
+    bool in_word = false;
+    for (size_t i = 0; i < n; i++) {
+        bool sp = p[i] == ' ' || p[i] == '\t';
+        if (!sp && !in_word)
+            words++;
+        in_word = !sp;
+    }
+    return words >= 2;
+}
+
 ms_guess ms_detect_client_line(const uint8_t *p, size_t len)
 {
     ms_guess g = { MS_PROTO_UNKNOWN, false };
@@ -120,6 +134,8 @@ ms_guess ms_detect_client_line(const uint8_t *p, size_t len)
             return g;
     const uint8_t *c = p + t + 1;
     size_t clen = ms_token_len(c, len - t - 1);
+    if (ms_token_is(p, t, "AUTH") && ms_token_is(c, clen, "LOGIN") && !two_arguments(c + clen, len - t - 1 - clen))
+        return g; /* SMTP's or POP3's AUTH LOGIN [initial-response]: IMAP's LOGIN takes a user and a password */
     for (const char *const *w = imap_commands; *w; w++) {
         if (ms_token_is(c, clen, *w)) {
             g.proto = MS_PROTO_IMAP;

@@ -112,6 +112,12 @@ static void test_ambiguous_not_strong(void **state)
     CHECK(client("USER bob"), MS_PROTO_POP3, false);
     CHECK(client("PASS secret"), MS_PROTO_POP3, false);
     CHECK(client("STAT"), MS_PROTO_POP3, false);
+    /* SMTP's and POP3's AUTH LOGIN (RFC 4954, 5034), which a capture that
+     * starts mid-session may show first, read like an IMAP tag "AUTH" with a
+     * LOGIN; IMAP's LOGIN takes a user and a password */
+    CHECK(client("AUTH LOGIN"), MS_PROTO_UNKNOWN, false);
+    CHECK(client("auth login dXNlcg=="), MS_PROTO_UNKNOWN, false);
+    CHECK(client("AUTH LOGIN bob secret"), MS_PROTO_IMAP, true);
 }
 
 static uint32_t xorshift(uint32_t *x)
