@@ -717,6 +717,11 @@ bool ms_sasl_scram_client_first(const uint8_t *msg, size_t len, ms_creds *c)
 
 /* ---- POP3 APOP (RFC 1939 section 7) ---- */
 
+bool ms_apop_digest_ok(const uint8_t *digest, size_t dlen)
+{
+    return digest && dlen == 32 && all_hex(digest, 32);
+}
+
 bool ms_apop_hash(const uint8_t *timestamp, size_t tlen, const uint8_t *digest, size_t dlen,
                   ms_creds *c)
 {
@@ -728,7 +733,7 @@ bool ms_apop_hash(const uint8_t *timestamp, size_t tlen, const uint8_t *digest, 
         if (timestamp[i] < 0x20 || timestamp[i] == 0x7f)
             return false;
     }
-    if (dlen != 32 || !all_hex(digest, 32))
+    if (!ms_apop_digest_ok(digest, dlen))
         return false;
     c->mech = MS_MECH_APOP;
     ms_strbuf b = ms_sb_large(&c->hash, false);

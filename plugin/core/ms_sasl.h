@@ -115,6 +115,9 @@ bool ms_ntlmssp_authenticate(const uint8_t *msg, size_t len, const uint8_t *chal
 
 /* ---- POP3 APOP (RFC 1939) ---- */
 
+/* Is this an APOP digest: 32 hexadecimal digits (RFC 1939)? */
+bool ms_apop_digest_ok(const uint8_t *digest, size_t dlen);
+
 /* The greeting's timestamp "<...>" (with the angle brackets) and the client's
  * digest (32 hex digits); sets the hashcat mode 20 line "digest:timestamp". */
 bool ms_apop_hash(const uint8_t *timestamp, size_t tlen, const uint8_t *digest, size_t dlen,

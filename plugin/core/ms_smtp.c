@@ -481,7 +481,9 @@ static ms_lines_verdict reply_done(ms_session *s, int code, const uint8_t *text,
     ms_request req;
     if (!st->greeted && (ms_pending_count(s) == 0 || (code == 220 && !oldest_is(s, SMTP_STARTTLS)))) {
         st->greeted = true; /* the greeting answers no command */
-        st->saw_greeting = true;
+        /* RFC 5321 4.2: a greeting is 220 (or 554, no service); another code
+         * answers a command from before the capture began */
+        st->saw_greeting = code == 220 || code == 554;
         ms_reply(s, MS_REPLY_SMTP, (uint16_t)code, text, tn, ms_no_request("(greeting)"));
         return MS_LINES_CONTINUE;
     }

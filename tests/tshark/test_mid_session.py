@@ -74,3 +74,59 @@ def test_capture_starting_mid_session(tshark, name):
         assert not trouble, "alerts for a stream that only began late: %s" % trouble
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+# --- a capture may begin anywhere ------------------------------------------------------
+
+def _cleartext_port_captures():
+    out = []
+    for j in sorted(BUNDLED.glob("*.json")):
+        truth = json.loads(j.read_text())
+        if truth["transport"] == "cleartext" and truth["expect_detected_by"] == "port":
+            out.append(j.stem)
+    return out
+
+
+def _alert_kinds(tshark, cap):
+    kinds, blind = set(), []
+    for r in tshark.fields(cap, ["frame.number", "tcp.len", "mailsec.proto", "mailsec.alert.name"]):
+        kinds.update(a for a in r[3].split(",") if a)
+        if r[1] not in ("", "0") and not r[2]:
+            blind.append(int(r[0]))
+    return kinds, blind
+
+
+# A kind a cut may show that the whole capture shows otherwise: STARTTLS
+# accepted and then not used (stripped), cut after the accepting reply, leaves a
+# capability list without STARTTLS on a port that expects it, which is what the
+# note says.
+SHOWN_OTHERWISE = {"mailsec.starttls.capability_stripped": "mailsec.starttls.stripped"}
+
+
+@pytest.mark.parametrize("name", _cleartext_port_captures())
+def test_starting_anywhere_invents_no_alert(tshark, name):
+    """Cut to start at every third payload frame (editcap), a real-server
+    capture raises no kind of alert the whole capture does not raise: what
+    came before the capture began (a greeting, an APOP timestamp, MAIL FROM,
+    a capability list) is unknown, never held against the session. And every
+    payload frame left is still shown as mail."""
+    cap = BUNDLED / (name + ".pcapng")
+    whole, _ = _alert_kinds(tshark, cap)
+    starts = [int(r[0]) for r in tshark.fields(cap, ["frame.number"], display_filter="tcp.len > 0", plugin=False)]
+    stage = pathlib.Path(tempfile.mkdtemp(prefix="anywhere-", dir=str(_stage())))
+    os.chmod(stage, 0o777)
+    found = []
+    try:
+        for f in starts[1::3]:
+            part = stage / ("%s-from-%d.pcapng" % (name, f))
+            subprocess.run(["editcap", "-r", str(cap), str(part), "%d-%d" % (f, 10 ** 9)], check=True,
+                           stdout=subprocess.DEVNULL)
+            os.chmod(part, 0o644)
+            kinds, blind = _alert_kinds(tshark, part)
+            new = {k for k in kinds - whole if SHOWN_OTHERWISE.get(k) not in whole}
+            if new or blind:
+                found.append((f, sorted(new), blind[:5]))
+            part.unlink()
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    assert not found, "starting at frame F: (F, new alert kinds, frames without mailsec): %s" % found[:10]

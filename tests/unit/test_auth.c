@@ -188,6 +188,28 @@ static void test_pop3_user_pass_and_apop(void **state)
     finish(fx);
 }
 
+/* A capture that starts after the greeting has no APOP timestamp: the
+ * attempt is shown with its digest, not crackable, and is not malformed;
+ * a digest that is not 32 hex digits is. */
+static void test_pop3_apop_without_the_greeting(void **state)
+{
+    (void)state;
+    fixture *fx = start(MS_PROTO_POP3, false, MS_DETECT_PORT, 0);
+    seg(fx, C2S, 1, "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
+    seg(fx, S2C, 2, "+OK maildrop has 1 message\r\n");
+    size_t a = find(fx, MS_FACT_AUTH_REQUEST, 0);
+    assert_int_equal(fx->f[a].creds.mech, MS_MECH_APOP);
+    str_is(fx->f[a].creds.username.s, "mrose");
+    str_is(fx->f[a].creds.material.s, "c4c9334bac560ecc979e58001b3e22fb");
+    assert_int_equal(fx->f[a].creds.hash.len, 0);
+    assert_int_equal(count_kind(fx, MS_FACT_AUTH_MALFORMED), 0);
+    assert_int_equal(fx->f[find(fx, MS_FACT_AUTH_RESULT, 0)].ival2, MS_AUTH_SUCCESS);
+    seg(fx, C2S, 3, "APOP mrose c4c9334bac560ecc\r\n");
+    assert_int_equal(count_kind(fx, MS_FACT_AUTH_MALFORMED), 1);
+    finish(fx);
+}
+
+
 static void test_pop3_auth_plain_after_challenge(void **state)
 {
     (void)state;
@@ -308,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_smtp_auth_after_starttls_not_exposed),
         cmocka_unit_test(test_brute_force_counts),
         cmocka_unit_test(test_pop3_user_pass_and_apop),
+        cmocka_unit_test(test_pop3_apop_without_the_greeting),
         cmocka_unit_test(test_pop3_auth_plain_after_challenge),
         cmocka_unit_test(test_imap_login_literals),
         cmocka_unit_test(test_imap_login_atoms_and_quoted),

@@ -235,6 +235,19 @@ static void test_smtp_data_without_envelope(void **state)
     seg(fx, S2C, 4, "250 Ok\r\n");
     assert_int_equal(count_kind(fx, MS_FACT_NO_ENVELOPE), 0);
     finish(fx);
+
+    /* ... whose first server line answers a command from before it (the
+     * MAIL FROM): no greeting, so still nothing to judge */
+    fx = mail_start(MS_PROTO_SMTP);
+    seg(fx, S2C, 1, "250 2.1.0 Ok\r\n");
+    seg(fx, C2S, 2, "RCPT TO:<b@example.org>\r\n");
+    seg(fx, S2C, 3, "250 2.1.5 Ok\r\n");
+    seg(fx, C2S, 4, "DATA\r\n");
+    seg(fx, S2C, 5, "354 go\r\n");
+    seg(fx, C2S, 6, "x\r\n.\r\n");
+    seg(fx, S2C, 7, "250 Ok\r\n");
+    assert_int_equal(count_kind(fx, MS_FACT_NO_ENVELOPE), 0);
+    finish(fx);
 }
 
 static void bdat_session(fixture *fx)
