@@ -21,9 +21,13 @@ What mailsec does keep grows with the capture, and that is what the per-frame
 term allows for: per-frame records and alerts (measured: 333 B a frame on
 many-sessions; on vrfy-flood 217 B a frame at 20,000 probes, and flat past
 max_records (10,000 of a kind per session): +8.3 MiB at 20,000 probes, +9.5
-MiB at 100,000, where it was +86 MiB before the cap), and the state of each open session (sizeof(struct
-ms_session) is 15 KiB; about 27 KiB an open session in all: 1,960 B a frame on
-retrans-different, 5.5 MiB for 200 interleaved sessions, 271 MiB for 10,000).
+MiB at 100,000, where it was +86 MiB before the cap; many-sessions at --full
+size, 100,000 sessions in 1.3 million frames: +387 MiB over tshark's own 949
+MiB), and the state of each open session (sizeof(struct ms_session) is 2.1 KiB
+since the pending queue grows on demand, was 15 KiB; a login under way adds its
+14 KiB ms_creds until its verdict: about 16 KiB an open session in all on
+retrans-different, 1,280 B a frame, 3.5 MiB for 200 interleaved sessions, 157
+MiB for 10,000, where it was 5.5 and 271 MiB).
 MEMORY_PER_FRAME (3 KiB) is half again the worst of those; MEMORY_BASE (4
 MiB) is the plugin's fixed cost and the noise between two runs (on the
 captures of a few hundred frames the extra measured is between -0.7 and +0.6
